@@ -1,0 +1,10 @@
+"""mro: Multi-Reward Optimization for masked diffusion language models.
+
+See ``shared/MRO_SPEC.md`` for the method. Data flows one way:
+tasks -> sampler -> rewards -> search/train -> eval.
+"""
+
+from mro.errors import MroError
+
+__version__ = "0.1.0"
+__all__ = ["MroError", "__version__"]

@@ -1,0 +1,45 @@
+"""The ``mro`` command: parse a config, call one function per verb.
+
+Errors meant for users (``MroError``) print as one line, ``mro: error: ...``, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mro.config import add_arguments, from_args
+from mro.errors import MroError
+
+
+def _train_sft(args):
+    from mro.train.sft import SFTConfig, train_sft
+
+    out = train_sft(from_args(SFTConfig, args))
+    print(f"saved model to {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mro.train.sft import SFTConfig
+
+    parser = argparse.ArgumentParser(prog="mro", description="Multi-Reward Optimization for masked diffusion LMs")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    train = verbs.add_parser("train", help="train a model").add_subparsers(dest="mode", required=True)
+    sft = train.add_parser("sft", help="masked-diffusion SFT of the built-in tiny model on a task")
+    add_arguments(sft, SFTConfig)
+    sft.set_defaults(func=_train_sft)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except MroError as e:
+        print(f"mro: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mro: interrupted", file=sys.stderr)
+        return 130
+    return 0

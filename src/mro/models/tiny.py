@@ -1,0 +1,157 @@
+"""The built-in tiny diffusion LM: a bidirectional transformer in plain torch.
+
+RoPE (as LLaDA uses; spec section 7: it is what makes learning happen within minutes on CPU),
+pre-norm blocks, SDPA attention without a causal mask. Saved as ``config.json`` +
+``model.safetensors`` + ``tokenizer.json`` in one folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mro.errors import MroError
+from mro.models.base import DiffusionLM
+from mro.models.tokenizer import CharTokenizer
+
+
+@dataclass
+class TinyConfig:
+    """Shape of the tiny transformer."""
+
+    vocab_size: int = 64
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 512
+    max_len: int = 64
+    rope_theta: float = 10000.0
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise MroError("tiny model: d_model / n_heads must be an even whole number")
+
+
+def _rope_tables(cfg: TinyConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    hd = cfg.d_model // cfg.n_heads
+    inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+    ang = torch.outer(torch.arange(cfg.max_len, dtype=torch.float32), inv)  # [L, hd/2]
+    return ang.cos(), ang.sin()
+
+
+def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: [B, H, L, hd]; rotate pairs (even, odd) halves.
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.flatten(-2)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TinyConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
+
+    def forward(self, x, cos, sin, attn_mask):
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, n, d))
+        return x + self.ff(self.ln2(x))
+
+
+class TinyTransformer(nn.Module):
+    """Bidirectional transformer: ids ``[B, L]`` -> logits ``[B, L, V]``."""
+
+    def __init__(self, cfg: TinyConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        cos, sin = _rope_tables(cfg)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        n = input_ids.shape[1]
+        if n > self.cfg.max_len:
+            raise MroError(f"sequence length {n} exceeds the tiny model's max_len {self.cfg.max_len}")
+        cos, sin = self.rope_cos[:n], self.rope_sin[:n]
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            # key padding mask, broadcast over heads and queries
+            mask = attention_mask.bool()[:, None, None, :]
+        x = self.embed(input_ids)
+        for blk in self.blocks:
+            x = blk(x, cos, sin, mask)
+        return self.head(self.ln_f(x))
+
+
+class TinyDLM(DiffusionLM):
+    """The built-in tiny model behind the :class:`DiffusionLM` protocol."""
+
+    def __init__(self, module: TinyTransformer, tokenizer: CharTokenizer, name: str = "tiny"):
+        self.module = module
+        self.tokenizer = tokenizer
+        self.name = name
+        self.mask_token_id = tokenizer.mask_token_id
+        self.eos_token_id = tokenizer.eos_token_id
+        self.pad_token_id = tokenizer.pad_token_id
+
+    @classmethod
+    def create(cls, tokenizer: CharTokenizer | None = None, name: str = "tiny", **shape) -> "TinyDLM":
+        tokenizer = tokenizer or CharTokenizer()
+        cfg = TinyConfig(vocab_size=tokenizer.vocab_size, **shape)
+        return cls(TinyTransformer(cfg), tokenizer, name)
+
+    def logits(self, input_ids, attention_mask=None):
+        return self.module(input_ids, attention_mask)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.module.cfg.vocab_size
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps({"model_type": "mro-tiny", **asdict(self.module.cfg)}, indent=2))
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.module.state_dict().items()},
+                  str(folder / "model.safetensors"))
+        self.tokenizer.save(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path, name: str | None = None) -> "TinyDLM":
+        folder = Path(folder)
+        cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
+        for p in (cfg_path, w_path):
+            if not p.is_file():
+                raise MroError(f"missing model file {p}")
+        raw = json.loads(cfg_path.read_text())
+        if raw.pop("model_type", None) != "mro-tiny":
+            raise MroError(f"{cfg_path} is not a tiny mro model config (model_type != 'mro-tiny')")
+        known = {f.name for f in fields(TinyConfig)}
+        module = TinyTransformer(TinyConfig(**{k: v for k, v in raw.items() if k in known}))
+        module.load_state_dict(load_file(str(w_path)))
+        module.eval()
+        return cls(module, CharTokenizer.load(folder), name or str(folder))

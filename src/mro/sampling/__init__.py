@@ -1,0 +1,6 @@
+"""The trajectory sampler (spec section 2)."""
+
+from mro.sampling.sampler import DecodeConfig, StepInfo, denoise, generate, start
+from mro.sampling.trajectory import PENDING, PREFILLED, Trajectory
+
+__all__ = ["DecodeConfig", "PENDING", "PREFILLED", "StepInfo", "Trajectory", "denoise", "generate", "start"]

@@ -1,0 +1,121 @@
+"""Tasks: where examples come from, how a model sees them, and how answers are judged.
+
+A task owns its prompt format, its answer extraction and its verifier (spec section 6). The
+built-in tiny models read a task through ``tiny_input``/``tiny_target`` (character layout, the
+response region possibly pre-filled, as for Sudoku infilling); text models (later: LLaDA, Dream)
+read ``question`` through a protocol's prompt template.
+
+Held-out data: generators split the space of problems by a stable hash of the problem, so the
+training stream never emits a test problem (``split="train"`` vs ``split="test"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from mro.errors import MroError
+
+
+@dataclass
+class Example:
+    """One problem.
+
+    Attributes:
+        id: stable identifier (unique within a data set).
+        question: the problem as text.
+        answer: the reference answer (what ``score`` compares against).
+        data: task-specific fields (e.g. ``puzzle``/``solution`` or ``nums``/``target``).
+    """
+
+    id: str
+    question: str
+    answer: Any
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class TinyInput:
+    """A problem laid out for a built-in character model.
+
+    ``response_ids`` has the task's ``tiny_gen_length`` entries; positions to be generated hold
+    ``mask_token_id``, pre-filled positions (Sudoku givens) hold their token.
+    """
+
+    prompt_ids: list[int]
+    response_ids: list[int]
+
+
+def heldout_bucket(key: str, test_fraction: float = 0.1) -> bool:
+    """True when a problem (by its canonical string) belongs to the held-out split."""
+    h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    return (h % 10_000) < int(test_fraction * 10_000)
+
+
+class Task(ABC):
+    """A task: data, layout for tiny models, answer extraction and scoring."""
+
+    name: str = ""
+    #: metric names reported by :meth:`score`; the first is the primary one.
+    metrics: tuple[str, ...] = ()
+    #: response length of the built-in tiny model's layout.
+    tiny_gen_length: int = 0
+
+    @abstractmethod
+    def generate(self, n: int, seed: int, split: str = "test", **options) -> list[Example]:
+        """``n`` problems from the generator, deterministic in ``seed``, from one split."""
+
+    def stream(self, seed: int, split: str = "train", **options) -> Iterator[Example]:
+        """An endless deterministic stream of problems (training data)."""
+        chunk = 0
+        while True:
+            yield from self.generate(1024, seed * 1_000_003 + chunk, split=split, **options)
+            chunk += 1
+
+    @abstractmethod
+    def load(self, path: str) -> list[Example]:
+        """Read a data file; a malformed row raises ``MroError`` naming the file and line."""
+
+    @abstractmethod
+    def tiny_input(self, example: Example, tokenizer) -> TinyInput:
+        """The example as the tiny model sees it before decoding (masks where to generate)."""
+
+    @abstractmethod
+    def tiny_target(self, example: Example, tokenizer) -> TinyInput:
+        """The example with a reference response filled in (for SFT)."""
+
+    @abstractmethod
+    def extract(self, response: str) -> Any | None:
+        """Parse the answer out of a response; ``None`` when there is none."""
+
+    @abstractmethod
+    def score(self, example: Example, response: str) -> dict[str, float]:
+        """Metrics of one response (every name in ``metrics``), each in [0, 1]."""
+
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available by its ``name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def task_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str, **options) -> Task:
+    """The task called ``name``; an unknown name is a one-line error listing the known ones."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise MroError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**options)
+
+
+def _load_builtin() -> None:
+    from mro.tasks import countdown, sudoku  # noqa: F401  (registers)

@@ -1,0 +1,297 @@
+"""Countdown: reach a target with + - * / using each given number exactly once.
+
+Spec section 6 (Countdown@64/128 in the paper, the ``Jiayi-Pan/Countdown-Tasks-3to4`` shape in
+d1). The generator emits only solvable problems: it builds a random expression over the drawn
+numbers (exact arithmetic, every intermediate value a positive integer) and takes its value as the
+target. The verifier parses answers with ``ast`` and a whitelist of node types; it never evaluates
+model text as Python.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import operator
+import random
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import NoReturn, Union
+
+from mro.errors import MroError
+from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, register_task
+
+MAX_SOLUTION_LENGTH = 20
+MAX_ANSWER_LENGTH = 200
+_ALLOWED_CHARS = frozenset("0123456789 +-*/()")
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_BIN_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+#: consecutive rejected draws after which ``generate`` gives up (options leave too few problems).
+_MAX_FAILED_DRAWS = 100_000
+QUESTION = (
+    "Using the numbers {nums}, create an equation that equals {target}. You can use basic "
+    "arithmetic operations (+, -, *, /) and each number can only be used once."
+)
+
+#: an expression tree: a number, or (operator, left, right).
+Node = Union[int, tuple]
+
+
+def render(node: Node) -> str:
+    """The expression with minimal parentheses and no spaces, e.g. ``(12+3)*4-7``."""
+    if isinstance(node, int):
+        return str(node)
+    op, left, right = node
+    left_s, right_s = render(left), render(right)
+    if _precedence(left) < _PRECEDENCE[op]:
+        left_s = f"({left_s})"
+    right_prec = _precedence(right)
+    if right_prec < _PRECEDENCE[op] or (right_prec == _PRECEDENCE[op] and op in "-/"):
+        right_s = f"({right_s})"
+    return f"{left_s}{op}{right_s}"
+
+
+def _precedence(node: Node) -> int:
+    return 3 if isinstance(node, int) else _PRECEDENCE[node[0]]
+
+
+def _combine(rng: random.Random, a: tuple[int, Node], b: tuple[int, Node]) -> tuple[int, Node]:
+    """A random operation on two (value, tree) pairs whose result is a positive integer.
+
+    The larger value goes left, so subtraction and division are tried in the orientation that can
+    stay a positive integer.
+    """
+    (va, na), (vb, nb) = sorted((a, b), key=lambda pair: pair[0], reverse=True)
+    choices = [(va + vb, ("+", na, nb)), (va * vb, ("*", na, nb))]
+    if va > vb:
+        choices.append((va - vb, ("-", na, nb)))
+    if va % vb == 0:
+        choices.append((va // vb, ("/", na, nb)))
+    return rng.choice(choices)
+
+
+def random_solution(rng: random.Random, nums: list[int]) -> tuple[int, Node]:
+    """Combine random pairs until one (value, tree) remains; every number is used once."""
+    pool = [(v, v) for v in nums]
+    while len(pool) > 1:
+        i, j = rng.sample(range(len(pool)), 2)
+        combined = _combine(rng, pool[i], pool[j])
+        pool = [p for k, p in enumerate(pool) if k not in (i, j)] + [combined]
+    return pool[0]
+
+
+def parse_expression(text: str) -> tuple[Fraction, list[int]]:
+    """Exact value and the numbers used of an arithmetic answer (+ - * / and parentheses).
+
+    Parsed with ``ast`` and walked over a whitelist of node types; anything else raises a one-line
+    ``MroError``. Nothing is ever evaluated as Python.
+    """
+    if len(text) > MAX_ANSWER_LENGTH:
+        _reject(f"longer than {MAX_ANSWER_LENGTH} characters")
+    bad = sorted(set(text) - _ALLOWED_CHARS)
+    if bad:
+        _reject(f"characters {''.join(bad)!r} are not allowed")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        _reject(f"syntax error ({e.msg})")
+    numbers: list[int] = []
+    return _evaluate(tree.body, numbers), numbers
+
+
+def _evaluate(node: ast.AST, numbers: list[int]) -> Fraction:
+    """Exact value of a whitelisted node; appends the numbers it uses (literals are never negative)."""
+    if isinstance(node, ast.Constant):
+        if type(node.value) is not int:
+            _reject(f"{node.value!r} is not an integer")
+        numbers.append(node.value)
+        return Fraction(node.value)
+    if isinstance(node, ast.BinOp):
+        op = _BIN_OPS.get(type(node.op))
+        if op is None:
+            _reject(f"operator {type(node.op).__name__} is not allowed")
+        left, right = _evaluate(node.left, numbers), _evaluate(node.right, numbers)
+        if op is operator.truediv and right == 0:
+            _reject("division by zero")
+        return op(left, right)
+    _reject(f"{type(node).__name__} is not allowed")
+
+
+def _reject(reason: str) -> NoReturn:
+    raise MroError(f"countdown answer is not an arithmetic expression: {reason}")
+
+
+def _counts(n_numbers: int | tuple[int, ...]) -> tuple[int, ...]:
+    counts = (n_numbers,) if isinstance(n_numbers, int) else tuple(n_numbers)
+    if not counts or any(type(c) is not int or c < 2 for c in counts):
+        raise MroError(f"n_numbers must be an integer >= 2 or a list of them, got {n_numbers!r}")
+    return counts
+
+
+def _check_options(split: str, min_number: int, max_number: int, max_target: int) -> None:
+    if split not in ("train", "test"):
+        raise MroError(f"split must be 'train' or 'test', got {split!r}")
+    if not 1 <= min_number <= max_number:
+        raise MroError(f"countdown needs 1 <= min_number <= max_number, got {min_number}, {max_number}")
+    if max_target < 1:
+        raise MroError(f"countdown max_target must be >= 1, got {max_target}")
+
+
+def _key(nums: list[int], target: int) -> str:
+    """Canonical string of a problem (sorted numbers and target) for the held-out split."""
+    return ",".join(map(str, sorted(nums))) + f">{target}"
+
+
+def _example(example_id: str, nums: list[int], target: int, solution: str | None = None) -> Example:
+    data = {"nums": nums, "target": target}
+    if solution is not None:
+        data["solution"] = solution
+    question = QUESTION.format(nums=nums, target=target)
+    return Example(id=example_id, question=question, answer=target, data=data)
+
+
+def _parse_record(record) -> tuple[list[int], int]:
+    """``nums`` and ``target`` of one JSON object, or ``MroError`` (no location)."""
+    if not isinstance(record, dict):
+        raise MroError(f"expected an object with 'nums' and 'target', got {type(record).__name__}")
+    for key in ("nums", "target"):
+        if key not in record:
+            raise MroError(f"missing key {key!r}")
+    nums, target = record["nums"], record["target"]
+    if not isinstance(nums, list) or not nums or any(type(v) is not int for v in nums):
+        raise MroError(f"'nums' must be a non-empty list of integers, got {nums!r}")
+    if type(target) is not int:
+        raise MroError(f"'target' must be an integer, got {target!r}")
+    return nums, target
+
+
+def _records(file: Path):
+    """(location, parsed JSON) pairs of a ``.json`` list or a JSONL file."""
+    text = file.read_text(encoding="utf-8")
+    if file.suffix == ".json":
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise MroError(f"{file}:{e.lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(items, list):
+            raise MroError(f"{file}:1: expected a JSON list of problems")
+        yield from ((f"{file}: item {i}", item) for i, item in enumerate(items))
+        return
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield f"{file}:{line_no}", json.loads(line)
+        except json.JSONDecodeError as e:
+            raise MroError(f"{file}:{line_no}: invalid JSON ({e.msg})") from None
+
+
+def _last_answer_block(response: str) -> str:
+    """The content of the last ``<answer>...</answer>`` block, or the whole response."""
+    blocks = _ANSWER_BLOCK.findall(response)
+    return blocks[-1] if blocks else response
+
+
+@register_task
+class CountdownTask(Task):
+    """Countdown; the reference answer is the target, any valid expression reaching it scores."""
+
+    name = "countdown"
+    metrics = ("correct",)
+    tiny_gen_length = MAX_SOLUTION_LENGTH
+
+    def generate(
+        self,
+        n: int,
+        seed: int,
+        split: str = "test",
+        n_numbers: int | tuple[int, ...] = (3, 4),
+        min_number: int = 1,
+        max_number: int = 30,
+        max_target: int = 100,
+    ) -> list[Example]:
+        """``n`` distinct solvable problems of one split, each with a recorded solution."""
+        counts = _counts(n_numbers)
+        _check_options(split, min_number, max_number, max_target)
+        rng = random.Random(seed)
+        seen: set[str] = set()
+        examples: list[Example] = []
+        failed = 0
+        while len(examples) < n:
+            nums = [rng.randint(min_number, max_number) for _ in range(rng.choice(counts))]
+            target, tree = random_solution(rng, nums)
+            solution, key = render(tree), _key(nums, target)
+            if (
+                target > max_target
+                or len(solution) > MAX_SOLUTION_LENGTH
+                or key in seen
+                or heldout_bucket(key) != (split == "test")
+            ):
+                failed += 1
+                if failed > _MAX_FAILED_DRAWS:
+                    raise MroError(
+                        f"could not generate {n} distinct countdown problems for split {split!r} "
+                        "with these options; ask for fewer or widen the ranges"
+                    )
+                continue
+            failed = 0
+            seen.add(key)
+            examples.append(_example(f"countdown-{seed}-{len(examples)}", nums, target, solution))
+        return examples
+
+    def load(self, path: str) -> list[Example]:
+        """JSONL (or a ``.json`` list) of objects with ``nums`` (list of ints) and ``target`` (int)."""
+        file = Path(path)
+        if not file.is_file():
+            raise MroError(f"countdown data file {path} does not exist")
+        examples = []
+        for location, record in _records(file):
+            try:
+                nums, target = _parse_record(record)
+            except MroError as e:
+                raise MroError(f"{location}: {e}") from None
+            examples.append(_example(f"{file.stem}-{len(examples)}", nums, target))
+        return examples
+
+    def tiny_input(self, example: Example, tokenizer) -> TinyInput:
+        """Prompt ``<bos>3,4,12>41:``; the response is all masks."""
+        nums, target = example.data["nums"], example.data["target"]
+        prompt = ",".join(map(str, nums)) + f">{target}:"
+        return TinyInput(
+            prompt_ids=[tokenizer.bos_token_id] + tokenizer.encode(prompt),
+            response_ids=[tokenizer.mask_token_id] * self.tiny_gen_length,
+        )
+
+    def tiny_target(self, example: Example, tokenizer) -> TinyInput:
+        """The recorded solution followed by ``<eos>`` padding."""
+        solution = example.data.get("solution")
+        if solution is None:
+            raise MroError(f"countdown example {example.id} has no reference solution to train on")
+        ids = tokenizer.encode(solution)
+        if len(ids) > self.tiny_gen_length:
+            raise MroError(f"countdown solution {solution!r} is longer than {self.tiny_gen_length}")
+        padding = [tokenizer.eos_token_id] * (self.tiny_gen_length - len(ids))
+        return TinyInput(self.tiny_input(example, tokenizer).prompt_ids, ids + padding)
+
+    def extract(self, response: str) -> str | None:
+        """The expression of the (last ``<answer>`` block of the) response, left of any ``=``."""
+        text = _last_answer_block(response).strip().split("=")[0].strip()
+        return text or None
+
+    def score(self, example: Example, response: str) -> dict[str, float]:
+        """``correct`` is 1 when the expression uses exactly the given numbers and hits the target."""
+        expression = self.extract(response)
+        if expression is None:
+            return {"correct": 0.0}
+        try:
+            value, used = parse_expression(expression)
+        except MroError:
+            return {"correct": 0.0}
+        ok = sorted(used) == sorted(example.data["nums"]) and value == example.data["target"]
+        return {"correct": float(ok)}

@@ -1,0 +1,38 @@
+"""Training losses of a masked diffusion LM (spec section 1).
+
+LLaDA's loss: per example draw ``t ~ U(eps, 1]``, mask each maskable response token with
+probability ``t`` (the prompt, and pre-filled response positions, are never masked), and
+minimise ``-(1/t) * sum over masked positions of log p(true token | masked sequence)``,
+normalised by the example's number of maskable positions, averaged over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mro.models.base import DiffusionLM
+
+
+def masked_diffusion_loss(model: DiffusionLM, tokens: torch.Tensor, maskable: torch.Tensor,
+                          attention_mask: torch.Tensor | None = None,
+                          generator: torch.Generator | None = None, eps: float = 1e-3) -> torch.Tensor:
+    """The masked-diffusion ELBO loss of a batch.
+
+    Args:
+        tokens: ``[B, N]`` clean sequences (prompt + reference response).
+        maskable: ``[B, N]`` True where a token may be masked (the response to be generated).
+        attention_mask: ``[B, N]`` 1 for real tokens (left padding is 0).
+        generator: RNG for ``t`` and the masking (makes a step reproducible).
+        eps: lower bound of the mask ratio (LLaDA's ``p_mask = (1 - eps) t + eps``).
+    """
+    b = tokens.shape[0]
+    dev = tokens.device
+    t = torch.rand(b, device=dev, generator=generator)
+    p_mask = ((1 - eps) * t + eps)[:, None].expand_as(tokens)
+    noise = (torch.rand(tokens.shape, device=dev, generator=generator) < p_mask) & maskable
+    noisy = tokens.masked_fill(noise, model.mask_token_id)
+    logits = model.logits(noisy, attention_mask)
+    ce = F.cross_entropy(logits[noise].float(), tokens[noise], reduction="none")
+    lengths = maskable.sum(-1, keepdim=True).clamp_min(1).expand_as(tokens)
+    return (ce / (p_mask[noise] * lengths[noise])).sum() / b

@@ -1,0 +1,207 @@
+"""Countdown task: solvable generator, safe verifier, JSONL loader and tiny layout."""
+
+import json
+from fractions import Fraction
+
+import pytest
+
+from mro.errors import MroError
+from mro.models.tokenizer import CharTokenizer
+from mro.tasks import get_task
+from mro.tasks.base import Example, heldout_bucket
+from mro.tasks.countdown import CountdownTask, parse_expression, render
+
+
+@pytest.fixture(scope="module")
+def task():
+    return get_task("countdown")
+
+
+def _example(nums, target):
+    return Example("x", "", target, {"nums": nums, "target": target})
+
+
+def test_registry(task):
+    assert isinstance(task, CountdownTask)
+    assert task.metrics == ("correct",)
+    assert task.tiny_gen_length == 20
+    with pytest.raises(MroError, match="unknown task"):
+        get_task("count-down")
+
+
+def test_generator_emits_only_solvable_problems(task):
+    examples = task.generate(300, seed=5)
+    assert len({(tuple(sorted(e.data["nums"])), e.answer) for e in examples}) == 300
+    for e in examples:
+        nums, target, solution = e.data["nums"], e.data["target"], e.data["solution"]
+        assert len(nums) in (3, 4) and all(1 <= v <= 30 for v in nums)
+        assert 1 <= target <= 100 and e.answer == target
+        assert len(solution) <= 20 and " " not in solution
+        assert str(nums) in e.question and str(target) in e.question
+        assert task.score(e, f"<answer>{solution}</answer>") == {"correct": 1.0}
+    assert task.generate(300, seed=5) == examples
+
+
+def test_generator_options_and_splits(task):
+    threes = task.generate(50, seed=1, split="train", n_numbers=3, max_number=9, max_target=50)
+    assert all(len(e.data["nums"]) == 3 and max(e.data["nums"]) <= 9 for e in threes)
+
+    def keys(split):
+        return {
+            ",".join(map(str, sorted(e.data["nums"]))) + f">{e.answer}"
+            for e in task.generate(300, seed=1, split=split)
+        }
+
+    train, test = keys("train"), keys("test")
+    assert not train & test
+    assert all(heldout_bucket(k) for k in test) and not any(heldout_bucket(k) for k in train)
+
+
+@pytest.mark.parametrize(
+    "options", [dict(n_numbers=1), dict(n_numbers=()), dict(min_number=0), dict(max_target=0), dict(split="all")]
+)
+def test_generator_rejects_bad_options(task, options):
+    with pytest.raises(MroError):
+        task.generate(2, seed=0, **options)
+
+
+@pytest.mark.parametrize(
+    "tree, text",
+    [
+        (("-", ("*", ("+", 12, 3), 4), 7), "(12+3)*4-7"),
+        (("-", 10, ("-", 5, 2)), "10-(5-2)"),
+        (("+", 1, ("-", 5, 2)), "1+5-2"),
+        (("/", 8, ("*", 2, 2)), "8/(2*2)"),
+        (("*", ("/", 8, 2), 3), "8/2*3"),
+    ],
+)
+def test_render_uses_minimal_parentheses(tree, text):
+    assert render(tree) == text
+
+
+def test_parse_expression_is_exact():
+    assert parse_expression("6/(2/3)") == (Fraction(9), [6, 2, 3])
+    assert parse_expression(" (12 + 3) * 4 - 7 ") == (Fraction(53), [12, 3, 4, 7])
+
+
+@pytest.mark.parametrize(
+    "response, correct",
+    [
+        ("<answer>(12+3)*4-7</answer>", 1.0),
+        ("<answer>4*(3+12)-7 = 53</answer>", 1.0),
+        ("<answer>1</answer> <answer>12*4+3-7</answer>", 0.0),  # wrong value, last block counts
+        ("(12+3)*4-8", 0.0),  # wrong number
+        ("(12+3)*4-7+0", 0.0),  # extra number
+        ("(12+12)*4-7", 0.0),  # reused number instead of 3
+        ("(12+3)*4", 0.0),  # missing number
+        ("", 0.0),
+    ],
+)
+def test_score(task, response, correct):
+    assert task.score(_example([12, 3, 4, 7], 53), response) == {"correct": correct}
+
+
+def test_score_division_uses_exact_fractions(task):
+    assert task.score(_example([2, 3, 6], 9), "6/(2/3)") == {"correct": 1.0}
+    assert task.score(_example([2, 3, 6], 9), "6/(3-3)") == {"correct": 0.0}
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("3×4", "not allowed"),
+        ("３+4", "not allowed"),
+        ("1.5*2", "not allowed"),
+        ("2**3", "Pow"),
+        ("7//2", "FloorDiv"),
+        ("-3+5", "UnaryOp"),
+        ("(1)(2)", "Call"),
+        ("()", "Tuple"),
+        ("(1, 2)", "not allowed"),
+        ("1 2", "syntax error"),
+        ("4/(2-2)", "division by zero"),
+        ("1+" * 101 + "1", "longer than 200"),
+    ],
+)
+def test_parse_expression_rejects(text, reason):
+    with pytest.raises(MroError, match=reason) as err:
+        parse_expression(text)
+    assert str(err.value).startswith("countdown answer is not an arithmetic expression: ")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "__import__('os').system('touch X')",
+        "(lambda: 1)()",
+        "open('X', 'w').write('1')",
+        "[c for c in ().__class__.__base__.__subclasses__()]",
+    ],
+)
+def test_code_is_never_run(task, tmp_path, monkeypatch, code):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MroError) as err:
+        parse_expression(code)
+    assert "\n" not in str(err.value)
+    assert task.score(_example([1], 1), f"<answer>{code}</answer>") == {"correct": 0.0}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_extract(task):
+    assert task.extract("think <answer> 3+4 = 7 </answer>") == "3+4"
+    assert task.extract("3*4") == "3*4"
+    assert task.extract("<answer> </answer>") is None
+    assert task.extract("= 7") is None
+
+
+def test_tiny_layout(task):
+    tok = CharTokenizer()
+    ex = task.generate(1, seed=3)[0]
+    inp, tgt = task.tiny_input(ex, tok), task.tiny_target(ex, tok)
+    prompt = ",".join(map(str, ex.data["nums"])) + f">{ex.data['target']}:"
+    assert inp.prompt_ids == tgt.prompt_ids == [tok.bos_token_id] + tok.encode(prompt)
+    assert inp.response_ids == [tok.mask_token_id] * 20
+    assert len(tgt.response_ids) == 20
+    assert tok.decode(tgt.response_ids) == ex.data["solution"]
+    assert tgt.response_ids[len(ex.data["solution"]):] == [tok.eos_token_id] * (20 - len(ex.data["solution"]))
+    with pytest.raises(MroError, match="no reference solution"):
+        task.tiny_target(_example([1, 2], 3), tok)
+
+
+def test_load_jsonl_and_json(task, tmp_path):
+    rows = [{"nums": [44, 19, 35], "target": 98}, {"target": 3, "nums": [1, 2], "extra": "ok"}]
+    jsonl = tmp_path / "countdown.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    examples = task.load(str(jsonl))
+    assert [e.id for e in examples] == ["countdown-0", "countdown-1"]
+    assert examples[0].data == {"nums": [44, 19, 35], "target": 98} and examples[0].answer == 98
+    as_list = tmp_path / "countdown.json"
+    as_list.write_text(json.dumps(rows))
+    assert [e.data for e in task.load(str(as_list))] == [e.data for e in examples]
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ('{"nums": [1, 2], "target": 3', "invalid JSON"),
+        ('{"nums": [1, 2]}', "missing key 'target'"),
+        ('{"nums": [1, "2"], "target": 3}', "'nums' must be"),
+        ('{"nums": 12, "target": 3}', "'nums' must be"),
+        ('{"nums": [1, 2], "target": 3.0}', "'target' must be"),
+        ('{"nums": [1, 2], "target": true}', "'target' must be"),
+        ("[1, 2, 3]", "expected an object"),
+    ],
+)
+def test_load_malformed_line_names_file_and_line(task, tmp_path, line, reason):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"nums": [1, 2], "target": 3}\n' + line + "\n")
+    with pytest.raises(MroError, match=reason) as err:
+        task.load(str(path))
+    assert str(err.value).startswith(f"{path}:2: ")
+    assert "\n" not in str(err.value)
+
+
+def test_load_missing_file(task, tmp_path):
+    with pytest.raises(MroError, match="does not exist"):
+        task.load(str(tmp_path / "none.jsonl"))
