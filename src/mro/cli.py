@@ -19,7 +19,24 @@ def _train_sft(args):
     print(f"saved model to {out}")
 
 
+def _eval(args):
+    from mro.eval.harness import EvalConfig, run_eval
+
+    summary = run_eval(from_args(EvalConfig, args))
+    if summary:
+        print(open(summary["table"]).read())
+        print(f"plot: {summary['plot']}")
+
+
+def _demo(args):
+    from mro.eval.demo import DemoConfig, run_demo
+
+    run_demo(from_args(DemoConfig, args))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from mro.eval.demo import DemoConfig
+    from mro.eval.harness import EvalConfig
     from mro.train.sft import SFTConfig
 
     parser = argparse.ArgumentParser(prog="mro", description="Multi-Reward Optimization for masked diffusion LMs")
@@ -28,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     sft = train.add_parser("sft", help="masked-diffusion SFT of the built-in tiny model on a task")
     add_arguments(sft, SFTConfig)
     sft.set_defaults(func=_train_sft)
+    ev = verbs.add_parser("eval", help="evaluate a model on a task over a grid of step counts")
+    add_arguments(ev, EvalConfig)
+    ev.set_defaults(func=_eval)
+    demo = verbs.add_parser("demo", help="the main job on the embedded default model")
+    add_arguments(demo, DemoConfig)
+    demo.set_defaults(func=_demo)
     return parser
 
 

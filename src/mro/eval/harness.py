@@ -1,0 +1,272 @@
+"""``mro eval``: a model x task x decoding grid -> per-example JSONL, summary, table, PNG.
+
+Every row and the summary record the model, task, data, protocol, decoding settings, seed and
+hardware. Rows are appended batch by batch and flushed, so an interrupted run resumes where it
+stopped (same ``--out``) and loses nothing already written. Batch ``j`` of a setting always
+holds the same examples and draws its noise from ``seed`` and ``j``, so results do not depend
+on how a run was split (resumed, or sharded over ``accelerate launch`` processes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from mro.config import to_dict
+from mro.errors import MroError
+from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
+from mro.eval.report import accuracy_plot, markdown_table
+from mro.models import load_model
+from mro.models.tokenizer import CharTokenizer
+from mro.sampling import DecodeConfig
+from mro.search import get_decoder
+from mro.tasks import get_task
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate a model on a task over a grid of step counts."""
+
+    model: str = field(default="sudoku-tiny", metadata={"help": "built-in model name, local folder or hub id"})
+    task: str = field(default="sudoku", metadata={"help": "task name"})
+    data: str | None = field(default=None, metadata={"help": "data file (default: the task's generator)"})
+    n: int = field(default=500, metadata={"help": "number of examples (first n of the file)"})
+    task_options: str = field(default="", metadata={
+        "help": "generator options as k=v,k=v (sudoku: min_blanks, max_blanks, unique)"})
+    data_seed: int = field(default=1234, metadata={"help": "seed of the generated test problems"})
+    protocol: str = field(default="tiny", metadata={"help": "prompt protocol: tiny (built-in layout), d1, mro"})
+    decode: str = field(default="vanilla", metadata={"help": "decoding method"})
+    gen_length: int | None = field(default=None, metadata={"help": "response length (default: the task's)"})
+    steps: list[int] | None = field(default=None, metadata={"help": "step counts to evaluate, e.g. 12,6,4"})
+    tokens_per_step: list[float] | None = field(default=None, metadata={
+        "help": "alternative to steps: steps = ceil(most masked positions / tokens per step)"})
+    block_length: int | None = field(default=None, metadata={"help": "block length (default: gen_length)"})
+    temperature: float = field(default=0.0, metadata={"help": "sampling temperature"})
+    remasking: str = field(default="low_confidence", metadata={"help": "low_confidence | random"})
+    cfg_scale: float = field(default=0.0, metadata={"help": "classifier-free guidance scale"})
+    threshold: float | None = field(default=None, metadata={"help": "confidence-threshold parallel decoding"})
+    suppress_eos: bool = field(default=False, metadata={"help": "never sample EOS"})
+    batch_size: int = field(default=64, metadata={"help": "examples per batch"})
+    seed: int = field(default=0, metadata={"help": "decoding seed"})
+    out: str = field(default="runs/eval", metadata={"help": "output folder"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise MroError(f"n must be >= 1, got {self.n}")
+        if self.batch_size < 1:
+            raise MroError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.steps and self.tokens_per_step:
+            raise MroError("give steps or tokens_per_step, not both")
+        for s in self.steps or []:
+            if s < 1:
+                raise MroError(f"steps must be >= 1, got {s}")
+        for k in self.tokens_per_step or []:
+            if k <= 0:
+                raise MroError(f"tokens_per_step must be > 0, got {k}")
+
+
+def parse_options(text: str) -> dict:
+    """``"a=1,b=true"`` -> ``{"a": 1, "b": True}`` (values read as YAML scalars)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise MroError(f"task option {part!r} is not of the form key=value")
+        k, v = part.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def load_examples(task, cfg: EvalConfig):
+    """The evaluation problems: the first ``n`` of the data file, or ``n`` generated test problems."""
+    if cfg.data:
+        examples = task.load(cfg.data)[: cfg.n]
+        source = cfg.data
+    else:
+        options = parse_options(cfg.task_options)
+        try:
+            examples = task.generate(cfg.n, seed=cfg.data_seed, split="test", **options)
+        except TypeError as e:
+            raise MroError(f"bad task option for {task.name}: {e}") from None
+        source = f"generated test split (seed {cfg.data_seed}{', ' + cfg.task_options if options else ''})"
+    if not examples:
+        raise MroError(f"no examples to evaluate from {source}")
+    return examples, source
+
+
+def encode_examples(task, model, examples, cfg: EvalConfig) -> tuple[list[list[int]], list[list[int]] | None, int]:
+    """Prompt ids, optional pre-filled responses, and the response length."""
+    if cfg.protocol == "tiny":
+        if not isinstance(model.tokenizer, CharTokenizer):
+            raise MroError("protocol 'tiny' is for the built-in tiny models; use --protocol d1 or mro")
+        laid = [task.tiny_input(ex, model.tokenizer) for ex in examples]
+        gen_length = task.tiny_gen_length
+        if cfg.gen_length not in (None, gen_length):
+            raise MroError(f"task {task.name} lays out {gen_length} response tokens for tiny models, "
+                           f"not gen_length {cfg.gen_length}")
+        return [x.prompt_ids for x in laid], [x.response_ids for x in laid], gen_length
+    from mro.tasks.protocols import encode_text_examples
+
+    return encode_text_examples(task, model, examples, cfg.protocol, cfg.gen_length)
+
+
+def step_grid(cfg: EvalConfig, most_masks: int, gen_length: int) -> list[tuple[int, float]]:
+    """``(steps, tokens per step)`` settings to run."""
+    if cfg.tokens_per_step:
+        steps = [max(1, math.ceil(most_masks / k)) for k in cfg.tokens_per_step]
+    else:
+        steps = cfg.steps or [gen_length]
+    grid = []
+    for s in dict.fromkeys(steps):  # unique, in order
+        grid.append((s, most_masks / s))
+    return grid
+
+
+def _decode_config(cfg: EvalConfig, gen_length: int, steps: int) -> DecodeConfig:
+    return DecodeConfig(gen_length=gen_length, steps=steps, block_length=cfg.block_length or gen_length,
+                        temperature=cfg.temperature, remasking=cfg.remasking, cfg_scale=cfg.cfg_scale,
+                        threshold=cfg.threshold, suppress_eos=cfg.suppress_eos)
+
+
+def _distributed():
+    """``(rank, world, state)`` under ``accelerate launch``; ``(0, 1, None)`` otherwise."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, None
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state.process_index, state.num_processes, state
+
+
+def run_eval(cfg: EvalConfig) -> dict:
+    """Run (or resume) the grid; write outputs to ``cfg.out``; return the summary."""
+    rank, world, state = _distributed()
+    task = get_task(cfg.task)
+    examples, source = load_examples(task, cfg)
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if state is not None and device == "cuda":
+        device = str(state.device)
+    model = load_model(cfg.model, device=device)
+    prompts, responses, gen_length = encode_examples(task, model, examples, cfg)
+    if responses is not None:
+        most = max(sum(t == model.mask_token_id for t in r) for r in responses)
+    else:
+        most = gen_length
+    grid = step_grid(cfg, most, gen_length)
+    decode_cfgs = [(s, k, _decode_config(cfg, gen_length, s)) for s, k in grid]  # validates every schedule
+    decoder = get_decoder(cfg.decode)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / "examples.jsonl"
+    mine = final if world == 1 else out / f"examples.rank{rank}.jsonl"
+    _check_same_run(out, cfg)
+    repair_jsonl(mine)
+    done = {(r["steps"], r["index"]) for p in [final, *out.glob("examples.rank*.jsonl")] for r in read_jsonl(p)
+            if r.get("decode") == cfg.decode}
+    n_batches = math.ceil(len(examples) / cfg.batch_size)
+    jobs = [(si, j) for si in range(len(decode_cfgs)) for j in range(n_batches) if j % world == rank]
+    bar = tqdm(jobs, desc=f"eval {cfg.model} on {cfg.task}", unit="batch",
+               disable=not cfg.progress or rank != 0)
+    for si, j in bar:
+        steps, tps, dcfg = decode_cfgs[si]
+        # the whole batch is decoded again (same padding, same noise); only missing rows are written
+        idx = list(range(j * cfg.batch_size, min(len(examples), (j + 1) * cfg.batch_size)))
+        if all((steps, i) in done for i in idx):
+            continue
+        gen = torch.Generator(device=model.device).manual_seed(cfg.seed * 1_000_003 + si * 10_007 + j)
+        t0 = time.perf_counter()
+        res = decoder(model, [prompts[i] for i in idx], [responses[i] for i in idx] if responses else None,
+                      dcfg, generator=gen)
+        seconds = time.perf_counter() - t0
+        texts = [model.tokenizer.decode(r.tolist()) for r in res.trajectory.response.cpu()]
+        rows = []
+        for b, i in enumerate(idx):
+            if (steps, i) in done:
+                continue
+            ex = examples[i]
+            rows.append({"decode": cfg.decode, "steps": steps, "tokens_per_step": tps, "index": i, "id": ex.id,
+                         "response": texts[b], "extracted": _jsonable(task.extract(texts[b])),
+                         "answer": _jsonable(ex.answer), "metrics": task.score(ex, texts[b]),
+                         "nfe": res.nfe[b], "scorer_calls": res.scorer_calls[b] if res.scorer_calls else 0.0,
+                         "seconds": seconds / len(idx), **(res.details[b] if res.details else {})})
+        append_jsonl(mine, rows)
+    if state is not None:
+        state.wait_for_everyone()
+    if rank != 0:
+        return {}
+    if world > 1:
+        _merge_shards(out, final)
+    summary = summarize(cfg, task, model, source, read_jsonl(final), decode_cfgs, len(examples))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "table.md").write_text(markdown_table(summary))
+    summary["plot"] = str(accuracy_plot(summary, out / "accuracy_vs_steps.png"))
+    summary["table"] = str(out / "table.md")
+    return summary
+
+
+#: fields that may differ between runs sharing an output folder (rows are keyed by decode and steps)
+_PER_RUN = ("steps", "tokens_per_step", "decode", "progress", "out", "batch_size", "device")
+
+
+def _check_same_run(out: Path, cfg: EvalConfig) -> None:
+    """Refuse to mix rows of different settings in one folder; remember this run's settings."""
+    path = out / "eval_config.json"
+    mine = {k: v for k, v in to_dict(cfg).items() if k not in _PER_RUN}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+        if diff:
+            raise MroError(f"{out} holds results of a run with another {diff[0]} "
+                           f"({old.get(diff[0])!r}); use a new --out")
+    else:
+        path.write_text(json.dumps(mine, indent=2))
+
+
+def _jsonable(x):
+    return x if isinstance(x, (str, int, float, bool, type(None), list, dict)) else str(x)
+
+
+def _merge_shards(out: Path, final: Path) -> None:
+    rows = {(r["decode"], r["steps"], r["index"]): r for r in read_jsonl(final)}
+    for shard in sorted(out.glob("examples.rank*.jsonl")):
+        for r in read_jsonl(shard):
+            rows.setdefault((r["decode"], r["steps"], r["index"]), r)
+    tmp = final.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    append_jsonl(tmp, [rows[k] for k in sorted(rows, key=lambda k: (k[0], -k[1], k[2]))])
+    tmp.replace(final)
+    for shard in out.glob("examples.rank*.jsonl"):
+        shard.unlink()
+
+
+def summarize(cfg: EvalConfig, task, model, source: str, rows: list[dict], decode_cfgs, n: int) -> dict:
+    """Mean of every metric per (decode, steps) setting, with what produced it."""
+    results = []
+    for steps, tps, _ in decode_cfgs:
+        sel = [r for r in rows if r["decode"] == cfg.decode and r["steps"] == steps]
+        if not sel:
+            continue
+        entry = {"decode": cfg.decode, "steps": steps, "tokens_per_step": round(tps, 3), "n": len(sel)}
+        for m in task.metrics:
+            entry[m] = sum(r["metrics"][m] for r in sel) / len(sel)
+        entry["nfe_per_example"] = sum(r["nfe"] for r in sel) / len(sel)
+        entry["scorer_calls_per_example"] = sum(r.get("scorer_calls", 0.0) for r in sel) / len(sel)
+        entry["seconds"] = sum(r["seconds"] for r in sel)
+        results.append(entry)
+    decoding = to_dict(decode_cfgs[0][2])
+    decoding.pop("steps")
+    return {"model": model.describe(), "task": task.name, "metrics": list(task.metrics), "data": source,
+            "n_examples": n, "protocol": cfg.protocol, "decode": cfg.decode, "decoding": decoding,
+            "seed": cfg.seed, "hardware": hardware(), "date": now(), "config": to_dict(cfg), "results": results}
