@@ -19,6 +19,13 @@ def _train_sft(args):
     print(f"saved model to {out}")
 
 
+def _train_ar(args):
+    from mro.train.ar import ARConfig, train_ar
+
+    out = train_ar(from_args(ARConfig, args))
+    print(f"saved scorer to {out}")
+
+
 def _eval(args):
     from mro.eval.harness import EvalConfig, run_eval
 
@@ -37,6 +44,7 @@ def _demo(args):
 def build_parser() -> argparse.ArgumentParser:
     from mro.eval.demo import DemoConfig
     from mro.eval.harness import EvalConfig
+    from mro.train.ar import ARConfig
     from mro.train.sft import SFTConfig
 
     parser = argparse.ArgumentParser(prog="mro", description="Multi-Reward Optimization for masked diffusion LMs")
@@ -45,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     sft = train.add_parser("sft", help="masked-diffusion SFT of the built-in tiny model on a task")
     add_arguments(sft, SFTConfig)
     sft.set_defaults(func=_train_sft)
+    ar = train.add_parser("ar", help="train the built-in tiny causal LM that scores perplexity (R_ppl)")
+    add_arguments(ar, ARConfig)
+    ar.set_defaults(func=_train_ar)
     ev = verbs.add_parser("eval", help="evaluate a model on a task over a grid of step counts")
     add_arguments(ev, EvalConfig)
     ev.set_defaults(func=_eval)

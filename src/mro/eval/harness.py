@@ -26,13 +26,14 @@ from mro.eval.report import accuracy_plot, markdown_table
 from mro.models import load_model
 from mro.models.tokenizer import CharTokenizer
 from mro.sampling import DecodeConfig
-from mro.search import get_decoder
+from mro.rewards.multi import MultiReward
+from mro.search import SearchConfig, get_decoder
 from mro.tasks import get_task
 
 
 @dataclass
-class EvalConfig:
-    """Evaluate a model on a task over a grid of step counts."""
+class EvalConfig(SearchConfig):
+    """Evaluate a model on a task over a grid of step counts (decode settings, then search and rewards)."""
 
     model: str = field(default="sudoku-tiny", metadata={"help": "built-in model name, local folder or hub id"})
     task: str = field(default="sudoku", metadata={"help": "task name"})
@@ -60,6 +61,7 @@ class EvalConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
+        super().__post_init__()
         if self.n < 1:
             raise MroError(f"n must be >= 1, got {self.n}")
         if self.batch_size < 1:
@@ -167,6 +169,9 @@ def run_eval(cfg: EvalConfig) -> dict:
     grid = step_grid(cfg, most, gen_length)
     decode_cfgs = [(s, k, _decode_config(cfg, gen_length, s)) for s, k in grid]  # validates every schedule
     decoder = get_decoder(cfg.decode)
+    reward = None
+    if cfg.decode == "tts-mro" or (cfg.decode == "best-of-n" and cfg.select == "reward"):
+        reward = MultiReward(model, task, cfg)  # once per run: loads the PPL scorer
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     final = out / "examples.jsonl"
@@ -188,7 +193,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         gen = torch.Generator(device=model.device).manual_seed(cfg.seed * 1_000_003 + si * 10_007 + j)
         t0 = time.perf_counter()
         res = decoder(model, [prompts[i] for i in idx], [responses[i] for i in idx] if responses else None,
-                      dcfg, generator=gen)
+                      dcfg, generator=gen, task=task, search=cfg, reward=reward)
         seconds = time.perf_counter() - t0
         texts = [model.tokenizer.decode(r.tolist()) for r in res.trajectory.response.cpu()]
         rows = []

@@ -51,6 +51,15 @@ class DiffusionLM(ABC):
     def vocab_size(self) -> int:
         """Size of the last dimension of :meth:`logits`."""
 
+    def encode_prompt(self, user: str, system: str | None = None, prefix: str = "") -> list[int]:
+        """Prompt ids of a (system, user) prompt plus the text the response starts with.
+
+        This default joins ``system`` and ``user`` with a blank line and calls
+        ``tokenizer.encode``; backends with chat templates override it (``HFDiffusionLM``).
+        """
+        text = f"{system}\n\n{user}" if system else user
+        return list(self.tokenizer.encode(text + prefix))
+
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device

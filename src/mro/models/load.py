@@ -1,11 +1,14 @@
-"""Resolve a model name to a backend: a built-in checkpoint name or a local folder.
+"""Resolve a model name to a backend: a built-in checkpoint, a tiny-model folder, or transformers.
 
-Built-in names are the folders of ``mro/checkpoints`` (shipped in the package). Hugging Face
-hub ids and local transformers checkpoints are handled by the ``hf`` backend (issue 5).
+Built-in names are the folders of ``mro/checkpoints`` (shipped in the package). A folder whose
+``config.json`` has ``model_type: mro-tiny`` is a tiny model. Anything else (a Hugging Face hub id
+or a local transformers checkpoint: LLaDA, Dream, a masked LM) goes to the ``hf`` backend
+(issue 5), which gives a one-line error saying how to pass a local path when the hub is unreachable.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mro.errors import MroError
@@ -21,16 +24,41 @@ def builtin_models() -> list[str]:
     return sorted(p.name for p in CHECKPOINTS.iterdir() if (p / "config.json").is_file())
 
 
-def load_model(name: str, device: str = "cpu") -> DiffusionLM:
-    """Load a diffusion LM by built-in name or path (one-line error when neither fits)."""
-    from mro.models.tiny import TinyDLM
+def _is_tiny_folder(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "config.json").read_text()).get("model_type") == "mro-tiny"
+    except (OSError, ValueError, AttributeError):
+        return False
 
+
+def load_model(name: str, device: str = "cpu", dtype: str = "auto") -> DiffusionLM:
+    """Load a diffusion LM by built-in name, tiny-model folder, hub id or transformers folder.
+
+    ``dtype`` is bf16/fp16/fp32/auto (auto: the tiny model stays fp32; transformers models get
+    bf16 on CUDA, fp32 on CPU). ``device`` is cpu/cuda/auto.
+    """
+    from mro.models.hf import resolve_device, resolve_dtype
+
+    dev = resolve_device(device)
     folder = CHECKPOINTS / name if name in builtin_models() else Path(name)
-    if not folder.exists():
-        known = ", ".join(builtin_models()) or "none"
-        raise MroError(f"unknown model {name!r}: not a built-in model ({known}) and no such folder")
-    if not (folder / "config.json").is_file():
+    if folder.is_dir() and not (folder / "config.json").is_file():
         raise MroError(f"model folder {folder} has no config.json")
-    model = TinyDLM.load(folder, name=name)
-    model.module.to(device)
-    return model
+    if folder.is_dir() and _is_tiny_folder(folder):
+        from mro.models.tiny import TinyDLM
+
+        model = TinyDLM.load(folder, name=name)
+        model.module.to(dev)
+        if dtype != "auto":
+            model.module.to(resolve_dtype(dtype, dev))
+        return model
+    if name.startswith((".", "/", "~")) and not folder.exists():
+        raise MroError(f"unknown model {name!r}: no such folder")
+    from mro.models.hf import HFDiffusionLM
+
+    try:
+        return HFDiffusionLM.load(name, device=str(dev), dtype=dtype)
+    except MroError as e:
+        if folder.exists():
+            raise
+        known = ", ".join(builtin_models()) or "none"
+        raise MroError(f"{e} (built-in models: {known})") from None

@@ -1,5 +1,7 @@
 """The built-in tiny diffusion LM: a bidirectional transformer in plain torch.
 
+(The same transformer with ``causal=True`` is the built-in autoregressive PPL scorer.)
+
 RoPE (as LLaDA uses; spec section 7: it is what makes learning happen within minutes on CPU),
 pre-norm blocks, SDPA attention without a causal mask. Saved as ``config.json`` +
 ``model.safetensors`` + ``tokenizer.json`` in one folder.
@@ -32,6 +34,7 @@ class TinyConfig:
     d_ff: int = 512
     max_len: int = 64
     rope_theta: float = 10000.0
+    causal: bool = False  # True: the autoregressive scorer of the PPL reward (models/ar.py)
 
     def __post_init__(self):
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
@@ -102,6 +105,9 @@ class TinyTransformer(nn.Module):
         if attention_mask is not None and not bool(attention_mask.all()):
             # key padding mask, broadcast over heads and queries
             mask = attention_mask.bool()[:, None, None, :]
+        if self.cfg.causal:
+            tri = torch.ones(n, n, dtype=torch.bool, device=input_ids.device).tril()
+            mask = tri if mask is None else (mask & tri)
         x = self.embed(input_ids)
         for blk in self.blocks:
             x = blk(x, cos, sin, mask)

@@ -1,0 +1,39 @@
+"""Rewards (spec section 3) and SGRO grouping (spec section 4).
+
+One import line per module; add a module's public names in both places below.
+"""
+
+from mro.rewards.combine import REWARD_NAMES, RewardWeights, parse_rewards, step_rewards
+from mro.rewards.quality import majority_vote, quality_of_state, quality_reward
+from mro.rewards.sgro import (
+    expand_to_steps,
+    group_bounds,
+    group_intra,
+    group_returns,
+    proposal_probs,
+    sample_groups,
+)
+from mro.rewards.trl import TASK_COLUMNS, completion_text, quality_reward_fn
+
+__all__ = [
+    # combine
+    "REWARD_NAMES",
+    "RewardWeights",
+    "parse_rewards",
+    "step_rewards",
+    # quality
+    "majority_vote",
+    "quality_of_state",
+    "quality_reward",
+    # sgro
+    "expand_to_steps",
+    "group_bounds",
+    "group_intra",
+    "group_returns",
+    "proposal_probs",
+    "sample_groups",
+    # trl
+    "TASK_COLUMNS",
+    "completion_text",
+    "quality_reward_fn",
+]

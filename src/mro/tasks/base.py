@@ -12,6 +12,7 @@ training stream never emits a test problem (``split="train"`` vs ``split="test"`
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -54,6 +55,15 @@ def heldout_bucket(key: str, test_fraction: float = 0.1) -> bool:
     return (h % 10_000) < int(test_fraction * 10_000)
 
 
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def last_answer_block(response: str) -> str:
+    """The content of the last ``<answer>...</answer>`` block, or the whole response."""
+    blocks = _ANSWER_BLOCK.findall(response)
+    return blocks[-1] if blocks else response
+
+
 class Task(ABC):
     """A task: data, layout for tiny models, answer extraction and scoring."""
 
@@ -94,6 +104,25 @@ class Task(ABC):
     def score(self, example: Example, response: str) -> dict[str, float]:
         """Metrics of one response (every name in ``metrics``), each in [0, 1]."""
 
+    def prompt(self, example: Example, protocol: str = "mro",
+               shots: list[Example] | None = None) -> tuple[str | None, str]:
+        """``(system, user)`` text prompt for text models under an evaluation protocol (``d1`` or
+        ``mro``, :mod:`mro.tasks.protocols`); ``shots`` default to the protocol's built-in ones."""
+        from mro.tasks.protocols import build_prompt
+
+        return build_prompt(self, example, protocol, shots)
+
+    def format_score(self, response: str) -> float:
+        """Format term of the quality reward (spec section 3), in [0, 1].
+
+        Default: 1.0 when an answer can be extracted, else 0.0; tasks override it.
+        """
+        return 1.0 if self.extract(response) is not None else 0.0
+
+    def same_answer(self, a: Any, b: Any) -> bool:
+        """Whether two extracted answers are the same (majority vote, test-time ``R_q``)."""
+        return a == b
+
 
 _REGISTRY: dict[str, type[Task]] = {}
 
@@ -118,4 +147,4 @@ def get_task(name: str, **options) -> Task:
 
 
 def _load_builtin() -> None:
-    from mro.tasks import countdown, sudoku  # noqa: F401  (registers)
+    from mro.tasks import countdown, gpqa, gsm8k, math500, sudoku  # noqa: F401  (registers)

@@ -13,18 +13,16 @@ import ast
 import json
 import operator
 import random
-import re
 from fractions import Fraction
 from pathlib import Path
 from typing import NoReturn, Union
 
 from mro.errors import MroError
-from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, register_task
+from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, last_answer_block, register_task
 
 MAX_SOLUTION_LENGTH = 20
 MAX_ANSWER_LENGTH = 200
 _ALLOWED_CHARS = frozenset("0123456789 +-*/()")
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _BIN_OPS = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -192,12 +190,6 @@ def _records(file: Path):
             raise MroError(f"{file}:{line_no}: invalid JSON ({e.msg})") from None
 
 
-def _last_answer_block(response: str) -> str:
-    """The content of the last ``<answer>...</answer>`` block, or the whole response."""
-    blocks = _ANSWER_BLOCK.findall(response)
-    return blocks[-1] if blocks else response
-
-
 @register_task
 class CountdownTask(Task):
     """Countdown; the reference answer is the target, any valid expression reaching it scores."""
@@ -281,8 +273,14 @@ class CountdownTask(Task):
 
     def extract(self, response: str) -> str | None:
         """The expression of the (last ``<answer>`` block of the) response, left of any ``=``."""
-        text = _last_answer_block(response).strip().split("=")[0].strip()
+        text = last_answer_block(response).strip().split("=")[0].strip()
         return text or None
+
+    def same_answer(self, a: str | None, b: str | None) -> bool:
+        """Equal expressions up to whitespace (``3 + 4`` is ``3+4``; ``4+3`` is another answer)."""
+        if a is None or b is None:
+            return a is b
+        return "".join(a.split()) == "".join(b.split())
 
     def score(self, example: Example, response: str) -> dict[str, float]:
         """``correct`` is 1 when the expression uses exactly the given numbers and hits the target."""

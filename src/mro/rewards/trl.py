@@ -1,0 +1,94 @@
+"""Rewards as plain callables with the TRL signature ``f(completions, **columns) -> list[float | None]``.
+
+So MRO's rewards plug into other trainers (e.g. TRL's ``GRPOTrainer(reward_funcs=[...])``).
+TRL passes every dataset column as a keyword list (one entry per completion) plus extras such as
+``prompts``; unknown keywords are ignored. Completions are strings, or chat-style lists of
+``{"role", "content"}`` messages (the last assistant message is scored).
+
+Dataset columns each task needs to rebuild its example:
+
+- ``sudoku``: ``puzzle`` and ``solution`` (16-digit strings, ``0`` = blank);
+- ``countdown``: ``nums`` (list of ints) and ``target`` (int).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mro.errors import MroError
+from mro.rewards.combine import check_weight
+from mro.rewards.quality import quality_reward
+from mro.tasks.base import Example, get_task
+
+#: the dataset columns each task's example is rebuilt from.
+TASK_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sudoku": ("puzzle", "solution"),
+    "countdown": ("nums", "target"),
+}
+_WEIGHTS = ("correct_weight", "format_weight")
+
+RewardFn = Callable[..., list]
+
+
+def _example(task_name: str, row: dict[str, Any]) -> Example:
+    """The example of one dataset row (``Example.data`` is what the task's verifier reads)."""
+    answer = row["solution"] if task_name == "sudoku" else row["target"]
+    if task_name == "countdown":
+        row = {"nums": [int(v) for v in row["nums"]], "target": int(row["target"])}
+    return Example(id="", question="", answer=answer, data=dict(row))
+
+
+def completion_text(completion: Any) -> str | None:
+    """The text of a completion: a string, or the last assistant message of a chat list."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, (list, tuple)) and completion:
+        messages = [m for m in completion if isinstance(m, dict)]
+        assistant = [m for m in messages if m.get("role", "assistant") == "assistant"]
+        content = (assistant or messages or [{}])[-1].get("content")
+        return content if isinstance(content, str) else None
+    return None
+
+
+def quality_reward_fn(task_name: str, **weights: float) -> RewardFn:
+    """A TRL reward function computing ``R_q`` (spec 3) against each row's reference.
+
+    ``weights``: ``correct_weight`` and ``format_weight`` (default 1). A completion that cannot be
+    scored (not text, or a row the verifier rejects) gets ``None``; a missing column is a one-line
+    ``MroError`` naming it.
+
+    >>> fn = quality_reward_fn("sudoku", format_weight=0.5)
+    >>> grid = "1234341221434321"
+    >>> fn([grid, [{"role": "assistant", "content": "no idea"}]],
+    ...    puzzle=["0234341221434320"] * 2, solution=[grid] * 2)
+    [1.5, 0.0]
+    """
+    task = get_task(task_name)
+    if task_name not in TASK_COLUMNS:
+        raise MroError(f"no dataset columns known for task {task_name!r}; known: {', '.join(TASK_COLUMNS)}")
+    unknown = sorted(set(weights) - set(_WEIGHTS))
+    if unknown:
+        raise MroError(f"unknown quality weight(s) {', '.join(unknown)}; known: {', '.join(_WEIGHTS)}")
+    checked = {name: check_weight(name, value) for name, value in weights.items()}
+    needed = TASK_COLUMNS[task_name]
+
+    def reward(completions: list, **columns) -> list[float | None]:
+        for name in needed:
+            if name not in columns:
+                raise MroError(f"{task_name} reward needs dataset column {name!r}, which is missing")
+            if len(columns[name]) != len(completions):
+                raise MroError(f"column {name!r} has {len(columns[name])} rows for {len(completions)} completions")
+        out: list[float | None] = []
+        for i, completion in enumerate(completions):
+            text = completion_text(completion)
+            try:
+                if text is None:
+                    raise MroError("completion is not text")
+                example = _example(task_name, {name: columns[name][i] for name in needed})
+                out.append(quality_reward(task, example, text, **checked))
+            except (MroError, KeyError, TypeError, ValueError, IndexError):
+                out.append(None)
+        return out
+
+    reward.__name__ = f"quality_{task_name}"
+    return reward

@@ -1,0 +1,155 @@
+"""Reward-guided test-time scaling (spec section 5): segment search and its baselines.
+
+From the current state, ``k`` continuations of one segment of ``w`` steps are sampled as one
+batch, each is scored, the best is kept, and decoding continues from it. ``tts-mro`` scores a
+segment with the multi-reward (intra rewards once on the segment, spec 4; on the final segment
+also ``R_q`` against the majority-vote answer of the ``k`` candidates); ``tts-cbr`` with the
+mean confidence of the segment's committed tokens. ``best-of-n`` decodes ``k`` whole responses
+and picks by majority vote or by the final multi-reward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from mro.errors import MroError
+from mro.models.base import DiffusionLM
+from mro.rewards.multi import MultiReward, RewardConfig
+from mro.rewards.quality import majority_vote
+from mro.sampling import DecodeConfig, Trajectory, denoise, start
+from mro.search.decoders import DecodeResult, register_decoder
+
+SELECT = ("vote", "reward")
+
+
+@dataclass
+class SearchConfig(RewardConfig):
+    """Test-time scaling settings (spec section 5) on top of the reward settings."""
+
+    k: int = field(default=4, metadata={"help": "candidates per segment (tts-*) or responses (best-of-n)"})
+    w: int = field(default=1, metadata={"help": "steps per segment (the paper: 32 of 256)"})
+    select: str = field(default="vote", metadata={"help": "best-of-n choice: vote (majority) | reward"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.k < 1:
+            raise MroError(f"k must be >= 1, got {self.k}")
+        if self.w < 1:
+            raise MroError(f"w must be >= 1, got {self.w}")
+        if self.select not in SELECT:
+            raise MroError(f"select must be one of {', '.join(SELECT)}, got {self.select!r}")
+
+
+SegmentScore = Callable[[Trajectory, tuple[int, int], bool], torch.Tensor]
+
+
+def segment_search(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, k: int, w: int,
+                   score: SegmentScore, generator: torch.Generator | None = None) -> tuple[Trajectory, list[list]]:
+    """Decode by segments of ``w`` steps keeping the best of ``k`` candidates (by ``score``).
+
+    ``score(candidates, (start, end), final)`` returns one value per candidate row (rows
+    ``i*k .. i*k+k-1`` continue prompt ``i``). Returns the chosen trajectory and, per prompt,
+    the candidates' scores of every segment.
+    """
+    if cfg.threshold is not None:
+        raise MroError("test-time scaling needs a fixed step schedule; drop --threshold")
+    traj = start(model, prompts, responses, gen_length=cfg.gen_length)
+    b = traj.batch_size
+    history: list[list] = [[] for _ in range(b)]
+    offsets = torch.arange(b, device=traj.tokens.device) * k
+    while traj.steps_done < cfg.steps:
+        s = traj.steps_done
+        e = min(s + w, cfg.steps)
+        cands = denoise(model, traj.repeat_interleave(k), cfg, num_steps=e - s, generator=generator)
+        scores = score(cands, (s, e), e == cfg.steps).view(b, k)
+        best = scores.argmax(-1)
+        traj = cands.index(offsets + best)
+        for i, row in enumerate(scores.tolist()):
+            history[i].append({"segment": [s, e], "scores": [round(v, 5) for v in row], "chosen": int(best[i])})
+    return traj, history
+
+
+def _reward(model, task, search: SearchConfig) -> MultiReward:
+    if task is None:
+        raise MroError("this decode method needs the task (for the quality reward)")
+    return MultiReward(model, task, search)
+
+
+@register_decoder("tts-mro")
+def tts_mro(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator=None, task=None,
+            search: SearchConfig | None = None, reward: MultiReward | None = None, **_) -> DecodeResult:
+    """Segment search scored by the multi-reward (spec 5)."""
+    search = search or SearchConfig()
+    reward = reward or _reward(model, task, search)
+    f0, s0 = reward.dlm_forwards, reward.scorer_texts
+
+    def score(cands: Trajectory, seg: tuple[int, int], final: bool) -> torch.Tensor:
+        total = reward.intra(cands, [seg], generator=generator)[:, 0]
+        if final and reward.weights.w_q:
+            texts = reward.texts(cands)
+            total = total + reward.quality(texts, targets=reward.vote_targets(texts, search.k)).to(total.device)
+        return total
+
+    traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator)
+    return _result(traj, cfg, search.k, history, (reward.dlm_forwards - f0), (reward.scorer_texts - s0))
+
+
+@register_decoder("tts-cbr")
+def tts_cbr(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator=None,
+            search: SearchConfig | None = None, **_) -> DecodeResult:
+    """Segment search scored by the confidence-based reward: mean confidence of the segment's commits."""
+    search = search or SearchConfig()
+
+    def score(cands: Trajectory, seg: tuple[int, int], final: bool) -> torch.Tensor:
+        inside = (cands.commit_step >= seg[0]) & (cands.commit_step < seg[1])
+        conf = torch.where(inside, cands.confidence, torch.zeros_like(cands.confidence))
+        return conf.sum(-1) / inside.sum(-1).clamp_min(1)
+
+    traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator)
+    return _result(traj, cfg, search.k, history, 0, 0)
+
+
+@register_decoder("best-of-n")
+def best_of_n(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator=None, task=None,
+              search: SearchConfig | None = None, reward: MultiReward | None = None, **_) -> DecodeResult:
+    """``k`` whole responses; keep the majority answer (``select=vote``) or the best final multi-reward."""
+    search = search or SearchConfig()
+    k = search.k
+    if search.select == "vote" and task is None:
+        raise MroError("best-of-n with select=vote needs the task (to extract answers)")
+    f0 = s0 = 0
+    if search.select == "reward":
+        reward = reward or _reward(model, task, search)
+        f0, s0 = reward.dlm_forwards, reward.scorer_texts
+
+    def score(cands: Trajectory, seg: tuple[int, int], final: bool) -> torch.Tensor:
+        tok = model.tokenizer
+        texts = [tok.decode(r.tolist()) for r in cands.response.cpu()]
+        if search.select == "vote":
+            answers = [task.extract(t) for t in texts]
+            out = []
+            for i in range(0, len(answers), k):
+                target = majority_vote(answers[i:i + k], task.same_answer)
+                out += [float(a is not None and target is not None and task.same_answer(a, target))
+                        for a in answers[i:i + k]]
+            return torch.tensor(out, device=cands.tokens.device)
+        intra = reward.intra(cands, [(0, cfg.steps)], generator=generator)[:, 0]
+        q = reward.quality(texts, targets=reward.vote_targets(texts, k)) if reward.weights.w_q else 0.0
+        return intra + torch.as_tensor(q, device=intra.device)
+
+    traj, history = segment_search(model, prompts, responses, cfg, k, cfg.steps, score, generator)
+    extra_f = (reward.dlm_forwards - f0) if search.select == "reward" else 0
+    extra_s = (reward.scorer_texts - s0) if search.select == "reward" else 0
+    return _result(traj, cfg, k, history, extra_f, extra_s)
+
+
+def _result(traj: Trajectory, cfg: DecodeConfig, k: int, history: Sequence[list],
+            extra_forwards: int, scorer_texts: int) -> DecodeResult:
+    b = traj.batch_size
+    per_forward = 2 if cfg.cfg_scale > 0 else 1
+    nfe = k * cfg.steps * per_forward + extra_forwards / b
+    return DecodeResult(trajectory=traj, nfe=[float(nfe)] * b, scorer_calls=[scorer_texts / b] * b,
+                        details=[{"search": h} for h in history])

@@ -1,0 +1,115 @@
+"""What the text benchmarks (gsm8k, math500, gpqa) share: data from files or the hub (issue 5).
+
+``load(path)`` reads a local JSONL / JSON / Parquet / CSV file through ``datasets`` and names the
+expected and missing columns when some are absent; ``load_hub(split)`` fetches the public test set
+with ``datasets.load_dataset`` and, offline, says to pass a local file instead. These tasks have no
+built-in tiny-model layout; prompts come from a protocol (:mod:`mro.tasks.protocols`).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+
+from mro.errors import MroError
+from mro.tasks.base import Example, Task, TinyInput
+
+FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+def _datasets():
+    try:
+        import datasets
+    except ImportError:
+        raise MroError("reading benchmark files needs datasets: pip install 'mro[hf]'") from None
+    return datasets
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def read_rows(path: str, columns: tuple[str, ...], task: str) -> list[dict]:
+    """Rows of a local data file as dicts; one-line errors for a missing file, an unknown
+    format, an unreadable file, or missing columns (named, with the expected ones)."""
+    file = Path(path)
+    if not file.is_file():
+        raise MroError(f"{task} data file {path} does not exist")
+    builder = FORMATS.get(file.suffix.lower())
+    if builder is None:
+        raise MroError(f"{path}: unknown data format {file.suffix!r}; use {', '.join(FORMATS)}")
+    datasets = _datasets()
+    bars = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    try:
+        table = datasets.load_dataset(builder, data_files=str(file), split="train")
+    except Exception as e:  # pyarrow / pandas parse errors
+        raise MroError(f"{path}: cannot read as {builder} ({_first_line(e)})") from None
+    finally:
+        if bars:
+            datasets.utils.logging.enable_progress_bar()
+    return _check_columns(table, columns, task, str(path))
+
+
+def _check_columns(table, columns: tuple[str, ...], task: str, where: str) -> list[dict]:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise MroError(f"{where}: missing column(s) {', '.join(map(repr, missing))}; {task} expects "
+                       f"{', '.join(map(repr, columns))} (found {', '.join(map(repr, table.column_names))})")
+    return table.to_list()
+
+
+def hub_rows(hub_id: str, config: str | None, split: str, columns: tuple[str, ...], task: str) -> list[dict]:
+    """Rows of a hub data set; unreachable (offline, gated) -> one line saying to pass a file."""
+    datasets = _datasets()
+    try:
+        table = datasets.load_dataset(hub_id, config, split=split)
+    except Exception as e:
+        name = hub_id + (f" ({config})" if config else "")
+        raise MroError(
+            f"cannot load {name} split {split!r} from the Hugging Face hub ({type(e).__name__}); "
+            f"save it where you have access and pass the local file instead (JSONL, Parquet or CSV "
+            f"with columns {', '.join(map(repr, columns))})"
+        ) from None
+    return _check_columns(table, columns, task, hub_id)
+
+
+class TextTask(Task):
+    """A benchmark read from data (no generator by default, no tiny layout).
+
+    Subclasses set ``columns`` (required in a data file), ``hub`` (``(id, config, split)``) and
+    implement :meth:`example` (one row -> :class:`Example`) and :meth:`score`.
+    """
+
+    metrics = ("accuracy", "format")
+    columns: tuple[str, ...] = ()
+    hub: tuple[str, str | None, str] = ("", None, "test")
+
+    @abstractmethod
+    def example(self, row: dict, index: int, source: str) -> Example:
+        """One data row as an example; a bad row raises ``MroError`` naming ``source`` and ``index``."""
+
+    def generate(self, n: int, seed: int, split: str = "test", **options) -> list[Example]:
+        raise MroError(f"{self.name} has no generator: load a data file with columns "
+                       f"{', '.join(map(repr, self.columns))} (JSONL, Parquet or CSV)")
+
+    def load(self, path: str) -> list[Example]:
+        """A local JSONL / JSON / Parquet / CSV file with the task's ``columns``."""
+        rows = read_rows(path, self.columns, self.name)
+        return [self.example(row, i, Path(path).stem) for i, row in enumerate(rows)]
+
+    def load_hub(self, split: str | None = None) -> list[Example]:
+        """The public data set from the Hugging Face hub (``split`` defaults to its test split)."""
+        hub_id, config, default = self.hub
+        split = split or default
+        rows = hub_rows(hub_id, config, split, self.columns, self.name)
+        source = hub_id.split("/")[-1] + (f"-{config}" if config else "") + f"-{split}"
+        return [self.example(row, i, source) for i, row in enumerate(rows)]
+
+    def tiny_input(self, example: Example, tokenizer) -> TinyInput:
+        raise MroError(f"{self.name} is a text task with no tiny-model layout; use a Hugging Face "
+                       "model (LLaDA, Dream, a masked LM)")
+
+    def tiny_target(self, example: Example, tokenizer) -> TinyInput:
+        return self.tiny_input(example, tokenizer)

@@ -1,0 +1,116 @@
+"""The training loop shared by the tiny-model trainers: seeded, checkpointed, resumable.
+
+Each step's batch must be a pure function of ``(seed, step)``; then a run that resumes from its
+checkpoint (weights, optimizer, scheduler, step) continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from mro.config import to_dict
+from mro.errors import MroError
+from mro.models.tiny import TinyDLM
+
+
+@dataclass
+class TrainConfig:
+    """Fields every tiny-model trainer shares."""
+
+    task: str = field(default="sudoku", metadata={"help": "task whose training split is the data"})
+    out: str = field(default="runs/train", metadata={"help": "output folder (model, checkpoint, log)"})
+    steps: int = field(default=2000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=128, metadata={"help": "problems per step"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
+    warmup: int = field(default=100, metadata={"help": "linear warm-up steps"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    seed: int = field(default=0, metadata={"help": "seed of data, masking and initialisation"})
+    save_every: int = field(default=200, metadata={"help": "steps between checkpoints"})
+    log_every: int = field(default=20, metadata={"help": "steps between log lines"})
+    d_model: int = field(default=128, metadata={"help": "tiny model width"})
+    n_layers: int = field(default=4, metadata={"help": "tiny model depth"})
+    n_heads: int = field(default=4, metadata={"help": "attention heads"})
+    d_ff: int = field(default=512, metadata={"help": "feed-forward width"})
+    min_blanks: int = field(default=6, metadata={"help": "sudoku: fewest blanks in training puzzles"})
+    max_blanks: int = field(default=12, metadata={"help": "sudoku: most blanks in training puzzles"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "save_every", "log_every", "d_model", "n_layers", "n_heads", "d_ff"):
+            if getattr(self, name) < 1:
+                raise MroError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise MroError(f"lr must be > 0, got {self.lr}")
+
+    def task_options(self) -> dict:
+        return {"min_blanks": self.min_blanks, "max_blanks": self.max_blanks} if self.task == "sudoku" else {}
+
+
+#: fields that may change between a run and its resumption
+_RUN_ONLY = ("out", "steps", "threads", "save_every", "log_every")
+
+
+def _lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+def train(cfg: TrainConfig, model: TinyDLM, step_loss: Callable[[int], torch.Tensor], desc: str) -> Path:
+    """Optimise ``step_loss(step)`` for ``cfg.steps`` steps (resuming from ``out``); save the model."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    opt = torch.optim.AdamW(model.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    start = 0
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        same = {k: v for k, v in state["config"].items() if k not in _RUN_ONLY}
+        if same != {k: v for k, v in to_dict(cfg).items() if k not in _RUN_ONLY}:
+            raise MroError(f"{ckpt_path} was written with another config; use a new --out or delete it")
+        model.module.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = state["step"]
+    log_path = out / "train_log.jsonl"
+    model.module.train()
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=desc, unit="step")
+    running = None
+    for step in bar:
+        loss = step_loss(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        bar.set_postfix(loss=f"{running:.4f}")
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            with log_path.open("a") as f:
+                f.write(json.dumps({"step": done, "loss": round(running, 5), "lr": sched.get_last_lr()[0],
+                                    "seconds": round(time.time() - t0, 1)}) + "\n")
+        if done % cfg.save_every == 0 or done == cfg.steps:
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save({"model": model.module.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "step": done, "config": to_dict(cfg)}, tmp)
+            tmp.replace(ckpt_path)
+    model.module.eval()
+    model.save(out)
+    (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    return out

@@ -1,0 +1,106 @@
+"""Test-time scaling: equals vanilla when it should, picks the argmax, votes only at the end."""
+
+import pytest
+import torch
+
+from mro.errors import MroError
+from mro.models.ar import TinyARScorer
+from mro.models.tiny import TinyDLM
+from mro.rewards.multi import MultiReward
+from mro.sampling import DecodeConfig, generate
+from mro.search import SearchConfig, get_decoder
+from mro.tasks import get_task
+
+
+@pytest.fixture(scope="module")
+def sudoku_batch(tiny_model):
+    task = get_task("sudoku")
+    laid = [task.tiny_input(ex, tiny_model.tokenizer) for ex in task.generate(6, seed=3)]
+    return task, [x.prompt_ids for x in laid], [x.response_ids for x in laid]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    torch.manual_seed(0)
+    return TinyARScorer(TinyDLM.create(name="ar", d_model=32, n_layers=1, n_heads=2, d_ff=64, causal=True))
+
+
+def test_k1_rewards_off_equals_vanilla(tiny_model, sudoku_batch):
+    task, prompts, responses = sudoku_batch
+    cfg = DecodeConfig(gen_length=16, steps=6)
+    vanilla = generate(tiny_model, prompts, cfg, responses=responses)
+    for w in (1, 4, 6):
+        search = SearchConfig(k=1, w=w, rewards="tv=0")
+        res = get_decoder("tts-mro")(tiny_model, prompts, responses, cfg, task=task, search=search)
+        assert torch.equal(res.trajectory.tokens, vanilla.tokens)
+        assert torch.equal(res.trajectory.commit_step, vanilla.commit_step)
+        assert res.nfe[0] == 6
+
+
+def test_chosen_candidate_is_the_argmax(tiny_model, sudoku_batch, scorer):
+    task, prompts, responses = sudoku_batch
+    cfg = DecodeConfig(gen_length=16, steps=6, temperature=1.0)
+    search = SearchConfig(k=4, w=2, rewards="tv,ppl,q")
+    reward = MultiReward(tiny_model, task, search, scorer=scorer)
+    res = get_decoder("tts-mro")(tiny_model, prompts, responses, cfg, task=task, search=search, reward=reward,
+                                 generator=torch.Generator().manual_seed(0))
+    assert res.trajectory.done
+    for d in res.details:
+        assert [seg["segment"] for seg in d["search"]] == [[0, 2], [2, 4], [4, 6]]
+        for seg in d["search"]:
+            assert seg["scores"][seg["chosen"]] == max(seg["scores"])
+    # 4 candidates x 6 steps + 1 verified token per candidate and segment
+    assert res.nfe[0] == pytest.approx(4 * 6 + 4 * 3)
+    assert res.scorer_calls[0] == pytest.approx(4 * 3)
+
+
+def test_majority_vote_only_on_the_final_segment(tiny_model, sudoku_batch, scorer, monkeypatch):
+    task, prompts, responses = sudoku_batch
+    calls = []
+    real = MultiReward.vote_targets
+
+    def spy(self, texts, group):
+        calls.append(len(texts))
+        return real(self, texts, group)
+
+    monkeypatch.setattr(MultiReward, "vote_targets", spy)
+    search = SearchConfig(k=3, w=1, rewards="tv,q")
+    get_decoder("tts-mro")(tiny_model, prompts, responses, DecodeConfig(gen_length=16, steps=4, temperature=1.0),
+                           task=task, search=search, generator=torch.Generator().manual_seed(1))
+    assert calls == [6 * 3]  # 4 segments, one vote: the final one, over all candidates
+
+
+def test_cbr_and_best_of_n(tiny_model, sudoku_batch, scorer):
+    task, prompts, responses = sudoku_batch
+    cfg = DecodeConfig(gen_length=16, steps=4, temperature=1.0)
+    cbr = get_decoder("tts-cbr")(tiny_model, prompts, responses, cfg, search=SearchConfig(k=3, w=2),
+                                 generator=torch.Generator().manual_seed(2))
+    for d in cbr.details:
+        for seg in d["search"]:
+            assert all(0 < s <= 1 for s in seg["scores"]) and seg["scores"][seg["chosen"]] == max(seg["scores"])
+    bon = get_decoder("best-of-n")(tiny_model, prompts, responses, cfg, task=task, search=SearchConfig(k=5),
+                                   generator=torch.Generator().manual_seed(3))
+    assert bon.nfe[0] == 20 and len(bon.details[0]["search"]) == 1
+    search = SearchConfig(k=5, select="reward", rewards="tv,ppl,q")
+    by_reward = get_decoder("best-of-n")(tiny_model, prompts, responses, cfg, task=task, search=search,
+                                         reward=MultiReward(tiny_model, task, search, scorer=scorer),
+                                         generator=torch.Generator().manual_seed(3))
+    assert by_reward.trajectory.done
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(k=0), "k must be >= 1"), (dict(w=0), "w must be >= 1"), (dict(select="best"), "select"),
+    (dict(rewards="tv,len"), "unknown reward"), (dict(rewards="tv=high"), "finite number"),
+    (dict(tv_tokens="some"), "tv_tokens"),
+])
+def test_bad_settings(kwargs, words):
+    with pytest.raises(MroError, match=words) as e:
+        SearchConfig(**kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_decode_and_negative_temperature():
+    with pytest.raises(MroError, match="unknown decode method"):
+        get_decoder("beam")
+    with pytest.raises(MroError, match="temperature"):
+        DecodeConfig(gen_length=16, steps=4, temperature=-0.5)
