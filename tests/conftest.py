@@ -1,9 +1,15 @@
 """Shared fixtures: tiny randomly initialised models (no downloads, no shipped weights)."""
 
+import os
+
 import pytest
 import torch
 
 from mro.models.tiny import TinyDLM
+
+# tests never reach a hub: no network here, and none is needed
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,20 @@ def _eval(args):
         print(f"plot: {summary['plot']}")
 
 
+def _show(args):
+    from mro.eval.show import ShowConfig, run_show
+
+    run_show(from_args(ShowConfig, args))
+
+
+def _correlation(args):
+    from mro.eval.correlation import CorrelationConfig, run_correlation
+
+    result = run_correlation(from_args(CorrelationConfig, args))
+    print(open(result["table"]).read())
+    print(f"plot: {result['plot']}")
+
+
 def _demo(args):
     from mro.eval.demo import DemoConfig, run_demo
 
@@ -42,8 +56,10 @@ def _demo(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mro.eval.correlation import CorrelationConfig
     from mro.eval.demo import DemoConfig
     from mro.eval.harness import EvalConfig
+    from mro.eval.show import ShowConfig
     from mro.train.ar import ARConfig
     from mro.train.sft import SFTConfig
 
@@ -59,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev = verbs.add_parser("eval", help="evaluate a model on a task over a grid of step counts")
     add_arguments(ev, EvalConfig)
     ev.set_defaults(func=_eval)
+    show = verbs.add_parser("show", help="decode one example and render its trajectory (terminal, PNG, HTML)")
+    add_arguments(show, ShowConfig)
+    show.set_defaults(func=_show)
+    analyze = verbs.add_parser("analyze", help="analyses").add_subparsers(dest="analysis", required=True)
+    corr = analyze.add_parser("correlation", help="accuracy vs intra/inter-sequence correlation scores")
+    add_arguments(corr, CorrelationConfig)
+    corr.set_defaults(func=_correlation)
     demo = verbs.add_parser("demo", help="the main job on the embedded default model")
     add_arguments(demo, DemoConfig)
     demo.set_defaults(func=_demo)

@@ -58,7 +58,7 @@ def test_cli_one_line_errors(model_dir, tmp_path, capsys):
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("Puzzle,Solution\n1234,5\n")
     cases = [
-        (["eval", "--model", "no-such-model"], "unknown model"),
+        (["eval", "--model", "no-such-model"], "no-such-model"),
         (["eval", "--model", model_dir, "--task", "chess"], "unknown task"),
         (["eval", "--model", model_dir, "--data", str(bad_csv)], "bad.csv:2"),
         (["eval", "--model", model_dir, "--steps", "five"], "whole number"),

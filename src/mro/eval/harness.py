@@ -272,6 +272,9 @@ def summarize(cfg: EvalConfig, task, model, source: str, rows: list[dict], decod
         results.append(entry)
     decoding = to_dict(decode_cfgs[0][2])
     decoding.pop("steps")
+    if cfg.decode != "vanilla":
+        decoding["search"] = {k: getattr(cfg, k) for k in ("k", "w", "select", "rewards", "tv_tokens", "ppl_scorer",
+                                                          "ppl_upper", "ppl_scale", "group_reward")}
     return {"model": model.describe(), "task": task.name, "metrics": list(task.metrics), "data": source,
             "n_examples": n, "protocol": cfg.protocol, "decode": cfg.decode, "decoding": decoding,
             "seed": cfg.seed, "hardware": hardware(), "date": now(), "config": to_dict(cfg), "results": results}

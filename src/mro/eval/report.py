@@ -21,6 +21,8 @@ def markdown_table(summary: dict) -> str:
                  f"protocol `{summary['protocol']}`, temperature {d['temperature']}, remasking {d['remasking']}, "
                  f"block {d['block_length']}, seed {summary['seed']}, {summary['hardware']['processor']} "
                  f"({summary['hardware']['torch_threads']} threads)")
+    if "search" in d:
+        lines.append("search: " + ", ".join(f"{k}={v}" for k, v in d["search"].items()))
     return "\n".join(lines) + "\n"
 
 

@@ -197,6 +197,11 @@ class HFDiffusionLM(DiffusionLM):
         return int(self.module.config.vocab_size)
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Position-aligned logits. The attention mask is passed only when a row is padded.
+
+        LLaDA's original remote code ignores attention masks (pads are attended to, as in LLaDA's
+        and d1's own batched evaluation); its updated code honours them.
+        """
         padded = attention_mask is not None and not bool(attention_mask.all())
         kwargs: dict = {}
         if self.kind == "dream":
@@ -308,5 +313,6 @@ class HFCausalScorer:
             scored = attn[:, 1:].float()
             count = scored.sum(-1)
             mean = (nll * scored).sum(-1) / count.clamp_min(1)
-            out += [math.exp(m) if c > 0 and m < 700 else math.inf for m, c in zip(mean.tolist(), count.tolist())]
+            for m, c in zip(mean.tolist(), count.tolist()):
+                out.append(math.exp(m) if c > 0 and m < 700 else math.inf)
         return out

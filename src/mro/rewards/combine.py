@@ -73,7 +73,8 @@ def parse_rewards(spec: str) -> RewardWeights:
         try:
             values[name] = float(raw)
         except ValueError:
-            raise MroError(f"reward weight {REWARD_NAMES[name]} must be a finite number, got {raw.strip()!r}") from None
+            field = REWARD_NAMES[name]
+            raise MroError(f"reward weight {field} must be a finite number, got {raw.strip()!r}") from None
     return RewardWeights(**{field: values.get(name, 0.0) for name, field in REWARD_NAMES.items()})
 
 

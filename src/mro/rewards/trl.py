@@ -77,7 +77,8 @@ def quality_reward_fn(task_name: str, **weights: float) -> RewardFn:
             if name not in columns:
                 raise MroError(f"{task_name} reward needs dataset column {name!r}, which is missing")
             if len(columns[name]) != len(completions):
-                raise MroError(f"column {name!r} has {len(columns[name])} rows for {len(completions)} completions")
+                rows = len(columns[name])
+                raise MroError(f"column {name!r} has {rows} rows for {len(completions)} completions")
         out: list[float | None] = []
         for i, completion in enumerate(completions):
             text = completion_text(completion)

@@ -148,6 +148,9 @@ def _serve(conn, preload: tuple[str, ...]) -> None:
             fn, args = conn.recv()
         except (EOFError, OSError):
             return
+        except Exception as e:  # the call did not unpickle here (e.g. a module the worker lacks)
+            conn.send((False, f"cannot load the call: {type(e).__name__}: {e}"))
+            continue
         try:
             conn.send((True, fn(*args)))
         except Exception as e:  # reported to the caller, the worker lives on

@@ -13,7 +13,7 @@ import random
 
 from mro.errors import MroError
 from mro.tasks.base import Example, register_task
-from mro.tasks.checkers import format_ok, letter_extract
+from mro.tasks.checkers import letter_extract
 from mro.tasks.text import TextTask
 
 LETTERS = "ABCD"
@@ -58,4 +58,4 @@ class GPQATask(TextTask):
     def score(self, example: Example, response: str) -> dict[str, float]:
         """``accuracy``: the chosen letter is the correct one; ``format``: ``format_ok``."""
         return {"accuracy": float(self.extract(response) == example.answer),
-                "format": float(format_ok(response))}
+                "format": self.format_score(response)}

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 from mro.errors import MroError
 from mro.tasks.base import Example, heldout_bucket, register_task
-from mro.tasks.checkers import format_ok, gsm8k_equal, gsm8k_extract, gsm8k_gold
+from mro.tasks.checkers import gsm8k_equal, gsm8k_extract, gsm8k_gold
 from mro.tasks.text import TextTask
-
-#: draws without a new problem after which ``generate`` gives up (too few distinct problems).
-_MAX_FAILED_DRAWS = 100_000
-
 
 @register_task
 class GSM8KTask(TextTask):
@@ -43,15 +39,15 @@ class GSM8KTask(TextTask):
                            "'question', 'answer'") from None
         if split not in ("train", "test"):
             raise MroError(f"split must be 'train' or 'test', got {split!r}")
-        source = reasoning_gym.create_dataset("gsm_symbolic", size=10**9, seed=seed, **options)
+        # the held-out split keeps ~1 problem in 10: draw up to 30 per problem asked for
+        size = 30 * n + 1000
+        source = reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed, **options)
         seen: set[str] = set()
         examples: list[Example] = []
-        index = 0
-        while len(examples) < n:
-            if index - len(examples) > _MAX_FAILED_DRAWS:
-                raise MroError(f"could not generate {n} distinct gsm_symbolic problems for split {split!r}")
+        for index in range(size):
+            if len(examples) == n:
+                break
             item = source[index]
-            index += 1
             question = item["question"]
             if question in seen or heldout_bucket(question) != (split == "test"):
                 continue
@@ -59,6 +55,8 @@ class GSM8KTask(TextTask):
             solution = item["metadata"].get("answer_cot") or f"#### {item['answer']}"
             examples.append(self.example({"question": question, "answer": solution},
                                          len(examples), f"gsm_symbolic-{seed}"))
+        if len(examples) < n:
+            raise MroError(f"could not generate {n} distinct gsm_symbolic problems for split {split!r}")
         return examples
 
     def extract(self, response: str) -> str | None:
@@ -67,4 +65,4 @@ class GSM8KTask(TextTask):
     def score(self, example: Example, response: str) -> dict[str, float]:
         """``accuracy``: the extracted number equals the reference; ``format``: see ``format_ok``."""
         return {"accuracy": float(gsm8k_equal(example.answer, response)),
-                "format": float(format_ok(response))}
+                "format": self.format_score(response)}

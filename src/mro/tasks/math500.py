@@ -9,7 +9,7 @@ Checking: ``math-verify`` in a worker process with a hard timeout
 from __future__ import annotations
 
 from mro.tasks.base import Example, register_task
-from mro.tasks.checkers import MATH_TIMEOUT, boxed, format_ok, math_equal, math_span
+from mro.tasks.checkers import MATH_TIMEOUT, boxed, math_equal, math_span
 from mro.tasks.text import TextTask
 
 _KEEP = ("solution", "subject", "level")
@@ -41,4 +41,10 @@ class Math500Task(TextTask):
     def score(self, example: Example, response: str) -> dict[str, float]:
         """``accuracy``: math-verify equality (a timeout counts as wrong); ``format``: ``format_ok``."""
         return {"accuracy": float(math_equal(example.answer, response, timeout=self.timeout)),
-                "format": float(format_ok(response))}
+                "format": self.format_score(response)}
+
+    def same_answer(self, a: str | None, b: str | None) -> bool:
+        """Equal strings, or equal for math-verify (``\\frac{1}{2}`` and ``0.5``)."""
+        if a is None or b is None:
+            return False
+        return a == b or math_equal(a, f"<answer>{b}</answer>", timeout=self.timeout)

@@ -13,8 +13,8 @@ Peers' numbers disagree by 5+ points because of the protocol, so every result re
   **[choice]** The paper does not print its prompts; the wording and the few-shot examples below
   are this project's (hand-written, checked by the tests), so that it works offline.
 
-``build_prompt`` gives ``(system, user)``; ``response_prefix`` the text the response starts with
-(``DiffusionLM.encode_prompt(user, system, prefix)`` turns the three into ids);
+``build_prompt`` gives ``(system, user)``; ``response_prefix`` the text the response starts with;
+``prompt_ids`` turns the three into a model's ids (``DiffusionLM.encode_prompt``);
 ``decode_settings`` the sampler's steps, block length and temperature.
 """
 
@@ -193,6 +193,15 @@ def build_prompt(task, example: Example, protocol: str | Protocol,
 def response_prefix(protocol: str | Protocol, task_name: str = "") -> str:
     """Text the response starts with (d1: ``<reasoning>``; mro: nothing)."""
     return get_protocol(protocol).response_prefix
+
+
+def prompt_ids(model, task, example: Example, protocol: str | Protocol,
+               shots: list[Example] | None = None) -> list[int]:
+    """Token ids of ``example``'s prompt for ``model`` (a ``DiffusionLM``): :func:`build_prompt`
+    through ``model.encode_prompt`` (chat template when the tokenizer has one) plus the prefix."""
+    name = task if isinstance(task, str) else task.name
+    system, user = build_prompt(task, example, protocol, shots)
+    return model.encode_prompt(user, system, prefix=response_prefix(protocol, name))
 
 
 # --- built-in few-shot examples (hand-written; tests check every answer) ------------------------

@@ -8,11 +8,13 @@ built-in tiny-model layout; prompts come from a protocol (:mod:`mro.tasks.protoc
 
 from __future__ import annotations
 
+import tempfile
 from abc import abstractmethod
 from pathlib import Path
 
 from mro.errors import MroError
 from mro.tasks.base import Example, Task, TinyInput
+from mro.tasks.checkers import format_ok
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -25,7 +27,10 @@ def _datasets():
     return datasets
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: BaseException) -> str:
+    """First line of the innermost cause (datasets wraps parse errors in a generic one)."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 
@@ -42,14 +47,18 @@ def read_rows(path: str, columns: tuple[str, ...], task: str) -> list[dict]:
     datasets = _datasets()
     bars = datasets.utils.logging.is_progress_bar_enabled()
     datasets.utils.logging.disable_progress_bar()
-    try:
-        table = datasets.load_dataset(builder, data_files=str(file), split="train")
-    except Exception as e:  # pyarrow / pandas parse errors
-        raise MroError(f"{path}: cannot read as {builder} ({_first_line(e)})") from None
-    finally:
-        if bars:
-            datasets.utils.logging.enable_progress_bar()
-    return _check_columns(table, columns, task, str(path))
+    # a throwaway cache: local files are read once, and the user's datasets cache stays clean
+    with tempfile.TemporaryDirectory(prefix="mro-data-") as cache:
+        try:
+            table = datasets.load_dataset(builder, data_files=str(file), split="train", cache_dir=cache)
+            return _check_columns(table, columns, task, str(path))
+        except MroError:
+            raise
+        except Exception as e:  # pyarrow / pandas parse errors
+            raise MroError(f"{path}: cannot read as {builder} ({_first_line(e)})") from None
+        finally:
+            if bars:
+                datasets.utils.logging.enable_progress_bar()
 
 
 def _check_columns(table, columns: tuple[str, ...], task: str, where: str) -> list[dict]:
@@ -106,6 +115,10 @@ class TextTask(Task):
         rows = hub_rows(hub_id, config, split, self.columns, self.name)
         source = hub_id.split("/")[-1] + (f"-{config}" if config else "") + f"-{split}"
         return [self.example(row, i, source) for i, row in enumerate(rows)]
+
+    def format_score(self, response: str) -> float:
+        """1.0 for reasoning closed by ``</think>``/``</reasoning>`` then one ``<answer>`` block."""
+        return float(format_ok(response))
 
     def tiny_input(self, example: Example, tokenizer) -> TinyInput:
         raise MroError(f"{self.name} is a text task with no tiny-model layout; use a Hugging Face "

@@ -1,0 +1,260 @@
+"""``mro analyze correlation``: the paper's token-correlation analysis (spec section 6, Fig. 1 / Table 3).
+
+N decoding runs (seeds) of every problem at one step count. Per response:
+
+- intra score: cumulative ``R_tv + R_ppl`` over the trajectory's steps (1 verified token per
+  step by default; weights from ``--rewards``);
+- inter score: ``R_q`` of the final answer against the majority-vote answer of the N runs of the
+  same problem (no reference: what a user has at test time) plus the format term.
+
+Both are z-scored over all responses. Reported: accuracy per score quintile, Spearman
+correlation of each score with correctness (pooled, with a bootstrap 95% interval), and per
+seed means -> mean +- std over seeds (like the paper's Table 3); a two-panel PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from tqdm import tqdm
+
+from mro.config import to_dict
+from mro.errors import MroError
+from mro.eval.harness import EvalConfig, _decode_config, encode_examples, load_examples
+from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
+from mro.models import load_model
+from mro.rewards.multi import MultiReward, RewardConfig
+from mro.rewards.quality import majority_vote
+from mro.rewards.verification import per_step_bounds
+from mro.sampling import generate
+from mro.tasks import get_task
+
+QUANTILES = 5
+
+
+@dataclass
+class CorrelationConfig(RewardConfig):
+    """Correlation of intra/inter-sequence scores with accuracy (paper Fig. 1, Table 3)."""
+
+    model: str = field(default="sudoku-tiny", metadata={"help": "model name or path"})
+    task: str = field(default="sudoku", metadata={"help": "task name"})
+    data: str | None = field(default=None, metadata={"help": "data file (default: the task's generator)"})
+    n: int = field(default=500, metadata={"help": "problems"})
+    task_options: str = field(default="min_blanks=10,max_blanks=12", metadata={"help": "generator options k=v,..."})
+    data_seed: int = field(default=1234, metadata={"help": "seed of the generated problems"})
+    protocol: str = field(default="tiny", metadata={"help": "prompt protocol"})
+    seeds: int = field(default=5, metadata={"help": "decoding runs per problem (seeds 0..N-1)"})
+    steps: int | None = field(default=None, metadata={"help": "denoising steps"})
+    tokens_per_step: float | None = field(default=4, metadata={"help": "or: tokens per step"})
+    gen_length: int | None = field(default=None, metadata={"help": "response length (default: the task's)"})
+    block_length: int | None = field(default=None, metadata={"help": "block length"})
+    temperature: float = field(default=0.5, metadata={"help": "sampling temperature (> 0: runs must differ)"})
+    batch_size: int = field(default=250, metadata={"help": "problems per batch"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the Spearman interval"})
+    out: str = field(default="runs/correlation", metadata={"help": "output folder"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.seeds < 2:
+            raise MroError(f"seeds must be >= 2 (the inter score votes across runs), got {self.seeds}")
+        if self.temperature <= 0:
+            raise MroError("temperature must be > 0: at temperature 0 every run is the same")
+
+
+def _as_eval(cfg: CorrelationConfig) -> EvalConfig:
+    return EvalConfig(model=cfg.model, task=cfg.task, data=cfg.data, n=cfg.n, task_options=cfg.task_options,
+                      data_seed=cfg.data_seed, protocol=cfg.protocol, gen_length=cfg.gen_length,
+                      steps=[cfg.steps] if cfg.steps else None,
+                      tokens_per_step=None if cfg.steps else [cfg.tokens_per_step],
+                      block_length=cfg.block_length, temperature=cfg.temperature, progress=False)
+
+
+def decode_and_score(cfg: CorrelationConfig, out: Path) -> tuple[list[dict], dict]:
+    """Decode every (seed, problem) and write its intra score and answer (resumable)."""
+    task = get_task(cfg.task)
+    ecfg = _as_eval(cfg)
+    examples, source = load_examples(task, ecfg)
+    model = load_model(cfg.model, device="cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if cfg.device == "auto" else cfg.device))
+    prompts, responses, gen_length = encode_examples(task, model, examples, ecfg)
+    most = max(sum(t == model.mask_token_id for t in r) for r in responses) if responses else gen_length
+    steps = cfg.steps or max(1, math.ceil(most / cfg.tokens_per_step))
+    dcfg = _decode_config(ecfg, gen_length, steps)
+    reward = MultiReward(model, task, cfg)
+    path = out / "responses.jsonl"
+    done = {(r["seed"], r["index"]) for r in repair_jsonl(path)}
+    batches = [(s, j) for s in range(cfg.seeds) for j in range(0, len(examples), cfg.batch_size)]
+    for seed, lo in tqdm(batches, desc="correlation", unit="batch"):
+        idx = list(range(lo, min(len(examples), lo + cfg.batch_size)))
+        if all((seed, i) in done for i in idx):
+            continue
+        gen = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + lo)
+        traj = generate(model, [prompts[i] for i in idx], dcfg,
+                        responses=[responses[i] for i in idx] if responses else None, generator=gen)
+        per_step = reward.intra(traj, per_step_bounds(traj.steps_done), generator=gen)
+        texts = reward.texts(traj)
+        rows = []
+        for b, i in enumerate(idx):
+            ex = examples[i]
+            metrics = task.score(ex, texts[b])
+            rows.append({"seed": seed, "index": i, "id": ex.id, "response": texts[b],
+                         "answer": _plain(task.extract(texts[b])), "intra": float(per_step[b].sum()),
+                         "correct": metrics[task.metrics[0]], "metrics": metrics})
+        append_jsonl(path, rows)
+    meta = {"model": model.describe(), "task": task.name, "data": source, "steps": steps,
+            "tokens_per_step": round(most / steps, 3), "decoding": to_dict(dcfg)}
+    return read_jsonl(path), meta
+
+
+def _plain(x):
+    return x if isinstance(x, (str, int, float, type(None))) else str(x)
+
+
+def add_inter(rows: list[dict], task, reward_cfg: RewardConfig) -> None:
+    """Inter score of every response: R_q against the majority vote of its problem's runs."""
+    from mro.rewards.quality import quality_reward
+
+    by_problem: dict[int, list[dict]] = {}
+    for r in rows:
+        by_problem.setdefault(r["index"], []).append(r)
+    for runs in by_problem.values():
+        runs.sort(key=lambda r: r["seed"])
+        target = majority_vote([r["answer"] for r in runs], task.same_answer)
+        for r in runs:
+            cw = reward_cfg.correct_weight if target is not None else 0.0
+            r["inter"] = quality_reward(task, None, r["response"], target, cw, reward_cfg.format_weight)
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    if np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def bootstrap_ci(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        i = rng.integers(0, len(x), len(x))
+        v = _spearman(x[i], y[i])
+        if not math.isnan(v):
+            vals.append(v)
+    if not vals:
+        return float("nan"), float("nan")
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def quantile_accuracy(score: np.ndarray, correct: np.ndarray, q: int = QUANTILES) -> list[dict]:
+    """Accuracy in each ``q``-quantile bin of a score (ties may merge bins)."""
+    edges = np.quantile(score, np.linspace(0, 1, q + 1))
+    bins = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, q - 1)
+    out = []
+    for b in range(q):
+        sel = bins == b
+        if sel.any():
+            out.append({"bin": b + 1, "z_mean": float(score[sel].mean()), "accuracy": float(correct[sel].mean()),
+                        "n": int(sel.sum())})
+    return out
+
+
+def analyze(rows: list[dict], seeds: int, bootstrap: int) -> dict:
+    intra = _z(np.array([r["intra"] for r in rows]))
+    inter = _z(np.array([r["inter"] for r in rows]))
+    correct = np.array([r["correct"] for r in rows], dtype=float)
+    seed_of = np.array([r["seed"] for r in rows])
+    per_seed = []
+    for s in range(seeds):
+        m = seed_of == s
+        per_seed.append({"seed": s, "accuracy": float(correct[m].mean()),
+                         "intra_raw": float(np.mean([r["intra"] for r, k in zip(rows, m) if k])),
+                         "inter_raw": float(np.mean([r["inter"] for r, k in zip(rows, m) if k])),
+                         "spearman_intra": _spearman(intra[m], correct[m]),
+                         "spearman_inter": _spearman(inter[m], correct[m])})
+    summary = {}
+    for key in ("accuracy", "intra_raw", "inter_raw", "spearman_intra", "spearman_inter"):
+        vals = np.array([p[key] for p in per_seed], dtype=float)
+        ok = vals[~np.isnan(vals)]  # a seed whose responses are all right (or all wrong) has no Spearman
+        summary[key] = {"mean": float(ok.mean()) if len(ok) else float("nan"),
+                        "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0}
+    return {
+        "n_responses": len(rows), "per_seed": per_seed, "over_seeds": summary,
+        "pooled": {name: {"spearman": _spearman(score, correct), "ci95": bootstrap_ci(score, correct, bootstrap)}
+                   for name, score in (("intra", intra), ("inter", inter))},
+        "quantiles": {"intra": quantile_accuracy(intra, correct), "inter": quantile_accuracy(inter, correct)},
+    }
+
+
+def table(result: dict, meta: dict) -> str:
+    o, p = result["over_seeds"], result["pooled"]
+    f = lambda d, scale=1: f"{scale * d['mean']:.2f} ± {scale * d['std']:.2f}"  # noqa: E731
+    lines = ["| metric | mean ± std over seeds |", "|---|---|",
+             f"| accuracy % | {f(o['accuracy'], 100)} |",
+             f"| intra score (sum of R_tv + R_ppl over steps) | {f(o['intra_raw'])} |",
+             f"| inter score (R_q vs majority vote) | {f(o['inter_raw'])} |",
+             f"| Spearman(intra, correct) | {f(o['spearman_intra'])} |",
+             f"| Spearman(inter, correct) | {f(o['spearman_inter'])} |", "",
+             "| pooled | Spearman | bootstrap 95% CI |", "|---|---|---|"]
+    for name in ("intra", "inter"):
+        lo, hi = p[name]["ci95"]
+        lines.append(f"| {name} | {p[name]['spearman']:.3f} | [{lo:.3f}, {hi:.3f}] |")
+    lines += ["", "| quintile of z-score | " + " | ".join(str(i) for i in range(1, QUANTILES + 1)) + " |",
+              "|---|" + "---|" * QUANTILES]
+    for name in ("intra", "inter"):
+        cells = {q["bin"]: f"{100 * q['accuracy']:.1f} (n={q['n']})" for q in result["quantiles"][name]}
+        lines.append(f"| accuracy % by {name} | " + " | ".join(cells.get(i, "-") for i in range(1, QUANTILES + 1)) + " |")
+    d = meta["decoding"]
+    lines += ["", f"model `{meta['model']['name']}`, task `{meta['task']}` ({meta['data']}), {meta['steps']} steps "
+              f"({meta['tokens_per_step']:g} tokens/step), temperature {d['temperature']}, {result['n_responses']} responses"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, name in zip(axes, ("intra", "inter")):
+        qs = result["quantiles"][name]
+        ax.plot([q["z_mean"] for q in qs], [100 * q["accuracy"] for q in qs], marker="o")
+        rho = result["pooled"][name]["spearman"]
+        ax.set_title(f"accuracy vs {name}-sequence score (Spearman {rho:.2f})", fontsize=9)
+        ax.set_xlabel(f"{name} score (z, quintile mean)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy %")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run_correlation(cfg: CorrelationConfig) -> dict:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    mine = {k: v for k, v in to_dict(cfg).items() if k not in ("out", "device", "batch_size", "bootstrap")}
+    if cfg_path.is_file() and json.loads(cfg_path.read_text()) != mine:
+        raise MroError(f"{out} holds a correlation run with other settings; use a new --out")
+    cfg_path.write_text(json.dumps(mine, indent=2))
+    rows, meta = decode_and_score(cfg, out)
+    add_inter(rows, get_task(cfg.task), cfg)
+    result = analyze(rows, cfg.seeds, cfg.bootstrap)
+    result.update({"meta": meta, "config": mine, "hardware": hardware(), "date": now()})
+    (out / "summary.json").write_text(json.dumps(result, indent=2))
+    (out / "table.md").write_text(table(result, meta))
+    result["plot"] = str(plot(result, out / "correlation.png"))
+    result["table"] = str(out / "table.md")
+    return result
