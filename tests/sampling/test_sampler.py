@@ -178,3 +178,20 @@ def test_bad_schedules_are_one_line_errors(kwargs, words):
     with pytest.raises(MroError, match=words) as e:
         DecodeConfig(**kwargs)
     assert "\n" not in str(e.value)
+
+
+def test_replicas_share_the_first_forward_without_changing_results(tiny_model):
+    cfg = DecodeConfig(gen_length=16, steps=8, temperature=0.9)
+    base = denoise(tiny_model, start(tiny_model, prompts(3, seed=11), gen_length=16), cfg, num_steps=2)
+    copies = base.repeat_interleave(4)
+    calls = []
+    real = tiny_model.logits
+    tiny_model.logits = lambda x, a=None: calls.append(x.shape[0]) or real(x, a)
+    try:
+        shared = denoise(tiny_model, copies, cfg, num_steps=3, replicas=4, generator=torch.Generator().manual_seed(5))
+    finally:
+        del tiny_model.logits
+    full = denoise(tiny_model, copies, cfg, num_steps=3, generator=torch.Generator().manual_seed(5))
+    assert calls == [3, 12, 12]
+    assert torch.equal(shared.tokens, full.tokens)
+    assert torch.allclose(shared.logprob, full.logprob, equal_nan=True, atol=1e-5)

@@ -49,8 +49,9 @@ def test_chosen_candidate_is_the_argmax(tiny_model, sudoku_batch, scorer):
         assert [seg["segment"] for seg in d["search"]] == [[0, 2], [2, 4], [4, 6]]
         for seg in d["search"]:
             assert seg["scores"][seg["chosen"]] == max(seg["scores"])
-    # 4 candidates x 6 steps + 1 verified token per candidate and segment
-    assert res.nfe[0] == pytest.approx(4 * 6 + 4 * 3)
+    # 4 candidates x 6 steps, less the shared first step of each of 3 segments, + 1 verified token per
+    # candidate and segment
+    assert res.nfe[0] == pytest.approx(4 * 6 - 3 * 3 + 4 * 3)
     assert res.scorer_calls[0] == pytest.approx(4 * 3)
 
 
@@ -80,7 +81,7 @@ def test_cbr_and_best_of_n(tiny_model, sudoku_batch, scorer):
             assert all(0 < s <= 1 for s in seg["scores"]) and seg["scores"][seg["chosen"]] == max(seg["scores"])
     bon = get_decoder("best-of-n")(tiny_model, prompts, responses, cfg, task=task, search=SearchConfig(k=5),
                                    generator=torch.Generator().manual_seed(3))
-    assert bon.nfe[0] == 20 and len(bon.details[0]["search"]) == 1
+    assert bon.nfe[0] == 5 * 4 - 4 and len(bon.details[0]["search"]) == 1
     search = SearchConfig(k=5, select="reward", rewards="tv,ppl,q")
     by_reward = get_decoder("best-of-n")(tiny_model, prompts, responses, cfg, task=task, search=search,
                                          reward=MultiReward(tiny_model, task, search, scorer=scorer),

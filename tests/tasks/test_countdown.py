@@ -205,3 +205,55 @@ def test_load_malformed_line_names_file_and_line(task, tmp_path, line, reason):
 def test_load_missing_file(task, tmp_path):
     with pytest.raises(MroError, match="does not exist"):
         task.load(str(tmp_path / "none.jsonl"))
+
+
+@pytest.mark.parametrize(
+    "response, expression",
+    [
+        ("<reasoning>44+19=63</reasoning>\n<answer>\n\\boxed{44 + 19 + 35}\n</answer>", "44 + 19 + 35"),
+        ("<answer>\\boxed{(44+19)+35 = 98}</answer>", "(44+19)+35"),
+        ("<answer>\\boxed{44 \\times 2 \\div 4 - 35 \\cdot 1}</answer>", "44 * 2 / 4 - 35 * 1"),
+        ("no tags, but \\boxed{3*4}", "3*4"),
+        ("<answer>\\boxed{}</answer>", None),
+    ],
+)
+def test_extract_unwraps_boxed(task, response, expression):
+    assert task.extract(response) == expression
+
+
+def test_score_d1_boxed_answer(task):
+    ex = _example([44, 19, 35], 98)
+    assert task.score(ex, "<reasoning>...</reasoning>\n<answer>\n\\boxed{44 + 19 + 35}\n</answer>") == {"correct": 1.0}
+    assert task.score(ex, "<answer>\\boxed{44 \\times 19 + 35}</answer>") == {"correct": 0.0}
+
+
+def test_load_d1_input_output_shape(task, tmp_path):
+    path = tmp_path / "countdown_cd3_test.jsonl"
+    rows = [{"input": "44,19,35", "output": "98"}, {"input": " 1, 2", "output": 3}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    examples = task.load(str(path))
+    assert [e.data for e in examples] == [{"nums": [44, 19, 35], "target": 98}, {"nums": [1, 2], "target": 3}]
+    assert examples[0].answer == 98 and examples[0].id == "countdown_cd3_test-0"
+    assert "[44, 19, 35]" in examples[0].question and "98" in examples[0].question
+    assert task.score(examples[0], "<answer>\\boxed{44+19+35}</answer>") == {"correct": 1.0}
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ('{"input": "44,19,35"}', "missing key 'output'"),
+        ('{"output": "98"}', "missing key 'input'"),
+        ('{"input": "44,x,35", "output": "98"}', "'input' must be comma-separated integers"),
+        ('{"input": [44, 19], "output": "63"}', "'input' must be comma-separated integers"),
+        ('{"input": "44,19", "output": "6.3"}', "'output' must be an integer"),
+        ('{"input": "44,19", "output": true}', "'output' must be an integer"),
+        ('{"question": "?"}', "missing key 'nums' \\(expected 'nums' and 'target', or d1's 'input' and 'output'\\)"),
+    ],
+)
+def test_load_d1_malformed_line(task, tmp_path, line, reason):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"input": "1,2", "output": "3"}\n' + line + "\n")
+    with pytest.raises(MroError, match=reason) as err:
+        task.load(str(path))
+    assert str(err.value).startswith(f"{path}:2: ")
+    assert "\n" not in str(err.value)

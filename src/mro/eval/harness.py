@@ -5,12 +5,18 @@ hardware. Rows are appended batch by batch and flushed, so an interrupted run re
 stopped (same ``--out``) and loses nothing already written. Batch ``j`` of a setting always
 holds the same examples and draws its noise from ``seed`` and ``j``, so results do not depend
 on how a run was split (resumed, or sharded over ``accelerate launch`` processes).
+
+Several processes: ``accelerate launch -m mro eval ...`` (one per GPU); on CPU,
+``accelerate launch --multi_gpu --num_processes N -m mro eval --device cpu ...`` (``--cpu`` would
+start a single process). Each writes ``examples.rank{r}.jsonl``; rank 0 merges them in the order
+one process writes and records ``hardware.processes`` in the summary.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +44,8 @@ class EvalConfig(SearchConfig):
     model: str = field(default="sudoku-tiny", metadata={"help": "built-in model name, local folder or hub id"})
     task: str = field(default="sudoku", metadata={"help": "task name"})
     data: str | None = field(default=None, metadata={"help": "data file (default: the task's generator)"})
-    n: int = field(default=500, metadata={"help": "number of examples (first n of the file)"})
+    n: int | None = field(default=500, metadata={
+        "help": "number of examples (first n of the file; null in a config file: all of it)"})
     task_options: str = field(default="", metadata={
         "help": "generator options as k=v,k=v (sudoku: min_blanks, max_blanks, unique)"})
     data_seed: int = field(default=1234, metadata={"help": "seed of the generated test problems"})
@@ -49,7 +56,8 @@ class EvalConfig(SearchConfig):
     tokens_per_step: list[float] | None = field(default=None, metadata={
         "help": "alternative to steps: steps = ceil(most masked positions / tokens per step)"})
     block_length: int | None = field(default=None, metadata={"help": "block length (default: gen_length)"})
-    temperature: float = field(default=0.0, metadata={"help": "sampling temperature"})
+    temperature: float | None = field(default=None, metadata={
+        "help": "sampling temperature (default: the protocol's, d1 0 and mro 0.25; tiny 0)"})
     remasking: str = field(default="low_confidence", metadata={"help": "low_confidence | random"})
     cfg_scale: float = field(default=0.0, metadata={"help": "classifier-free guidance scale"})
     threshold: float | None = field(default=None, metadata={"help": "confidence-threshold parallel decoding"})
@@ -58,11 +66,13 @@ class EvalConfig(SearchConfig):
     seed: int = field(default=0, metadata={"help": "decoding seed"})
     out: str = field(default="runs/eval", metadata={"help": "output folder"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    dtype: str = field(default="auto", metadata={
+        "help": "weights: bf16, fp16, fp32 or auto (Hugging Face models: bf16 on CUDA, else fp32)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
         super().__post_init__()
-        if self.n < 1:
+        if self.n is not None and self.n < 1:
             raise MroError(f"n must be >= 1, got {self.n}")
         if self.batch_size < 1:
             raise MroError(f"batch_size must be >= 1, got {self.batch_size}")
@@ -93,6 +103,8 @@ def load_examples(task, cfg: EvalConfig):
         examples = task.load(cfg.data)[: cfg.n]
         source = cfg.data
     else:
+        if cfg.n is None:
+            raise MroError(f"n must be a number when the problems are generated (no data file for {task.name})")
         options = parse_options(cfg.task_options)
         try:
             examples = task.generate(cfg.n, seed=cfg.data_seed, split="test", **options)
@@ -115,17 +127,26 @@ def encode_examples(task, model, examples, cfg: EvalConfig) -> tuple[list[list[i
             raise MroError(f"task {task.name} lays out {gen_length} response tokens for tiny models, "
                            f"not gen_length {cfg.gen_length}")
         return [x.prompt_ids for x in laid], [x.response_ids for x in laid], gen_length
-    from mro.tasks.protocols import encode_text_examples
+    from mro.tasks.protocols import get_protocol, prompt_ids
 
-    return encode_text_examples(task, model, examples, cfg.protocol, cfg.gen_length)
+    get_protocol(cfg.protocol)  # one-line error for an unknown protocol
+    if cfg.gen_length is None:
+        raise MroError(f"protocol {cfg.protocol!r} needs --gen-length (the response length in tokens)")
+    return [prompt_ids(model, task, ex, cfg.protocol) for ex in examples], None, cfg.gen_length
 
 
 def step_grid(cfg: EvalConfig, most_masks: int, gen_length: int) -> list[tuple[int, float]]:
     """``(steps, tokens per step)`` settings to run."""
     if cfg.tokens_per_step:
         steps = [max(1, math.ceil(most_masks / k)) for k in cfg.tokens_per_step]
+    elif cfg.steps:
+        steps = cfg.steps
+    elif cfg.protocol != "tiny":
+        from mro.tasks.protocols import decode_settings
+
+        steps = [decode_settings(cfg.protocol, cfg.task, gen_length)["steps"]]
     else:
-        steps = cfg.steps or [gen_length]
+        steps = [gen_length]
     grid = []
     for s in dict.fromkeys(steps):  # unique, in order
         grid.append((s, most_masks / s))
@@ -133,34 +154,48 @@ def step_grid(cfg: EvalConfig, most_masks: int, gen_length: int) -> list[tuple[i
 
 
 def _decode_config(cfg: EvalConfig, gen_length: int, steps: int) -> DecodeConfig:
-    return DecodeConfig(gen_length=gen_length, steps=steps, block_length=cfg.block_length or gen_length,
-                        temperature=cfg.temperature, remasking=cfg.remasking, cfg_scale=cfg.cfg_scale,
+    """The sampler's settings; block length and temperature default to the protocol's."""
+    block, temperature = cfg.block_length, cfg.temperature
+    if cfg.protocol != "tiny" and (block is None or temperature is None):
+        from mro.tasks.protocols import decode_settings
+
+        settings = decode_settings(cfg.protocol, cfg.task, gen_length)
+        block = settings["block_length"] if block is None else block
+        temperature = settings["temperature"] if temperature is None else temperature
+    return DecodeConfig(gen_length=gen_length, steps=steps, block_length=block or gen_length,
+                        temperature=temperature or 0.0, remasking=cfg.remasking, cfg_scale=cfg.cfg_scale,
                         threshold=cfg.threshold, suppress_eos=cfg.suppress_eos)
 
 
-def _distributed():
-    """``(rank, world, state)`` under ``accelerate launch``; ``(0, 1, None)`` otherwise."""
-    import os
+def _distributed(cpu: bool):
+    """``(rank, world, state)`` under ``accelerate launch``; ``(0, 1, None)`` otherwise.
 
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    ``cpu``: the processes evaluate on the CPU and talk over gloo. accelerate must be told: without
+    it, processes on a machine with no GPU would each run alone and all write every row.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched <= 1:
         return 0, 1, None
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=cpu)
+    if state.num_processes != launched:
+        raise MroError(f"{launched} processes were launched but accelerate set up {state.num_processes}; "
+                       "use accelerate launch --multi_gpu --num_processes N (on CPU add --device cpu)")
     return state.process_index, state.num_processes, state
 
 
 def run_eval(cfg: EvalConfig) -> dict:
     """Run (or resume) the grid; write outputs to ``cfg.out``; return the summary."""
-    rank, world, state = _distributed()
-    task = get_task(cfg.task)
-    examples, source = load_examples(task, cfg)
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    rank, world, state = _distributed(cpu=not device.startswith("cuda"))
+    task = get_task(cfg.task)
+    examples, source = load_examples(task, cfg)
     if state is not None and device == "cuda":
         device = str(state.device)
-    model = load_model(cfg.model, device=device)
+    model = load_model(cfg.model, device=device, dtype=cfg.dtype)
     prompts, responses, gen_length = encode_examples(task, model, examples, cfg)
     if responses is not None:
         most = max(sum(t == model.mask_token_id for t in r) for r in responses)
@@ -212,8 +247,9 @@ def run_eval(cfg: EvalConfig) -> dict:
     if rank != 0:
         return {}
     if world > 1:
-        _merge_shards(out, final)
+        _merge_shards(out, final, [s for s, _, _ in decode_cfgs])
     summary = summarize(cfg, task, model, source, read_jsonl(final), decode_cfgs, len(examples))
+    summary["hardware"]["processes"] = world
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "table.md").write_text(markdown_table(summary))
     summary["plot"] = str(accuracy_plot(summary, out / "accuracy_vs_steps.png"))
@@ -235,22 +271,32 @@ def _check_same_run(out: Path, cfg: EvalConfig) -> None:
         if diff:
             raise MroError(f"{out} holds results of a run with another {diff[0]} "
                            f"({old.get(diff[0])!r}); use a new --out")
-    else:
-        path.write_text(json.dumps(mine, indent=2))
+    else:  # atomic: under accelerate launch another process may be reading it
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(mine, indent=2))
+        tmp.replace(path)
 
 
 def _jsonable(x):
     return x if isinstance(x, (str, int, float, bool, type(None), list, dict)) else str(x)
 
 
-def _merge_shards(out: Path, final: Path) -> None:
-    rows = {(r["decode"], r["steps"], r["index"]): r for r in read_jsonl(final)}
+def _merge_shards(out: Path, final: Path, steps_order: list[int]) -> None:
+    """Append the processes' rows to ``final`` in the order one process writes them: rows already
+    there first, then by position of ``steps`` in the grid, then by example index."""
+    old = read_jsonl(final)
+    seen = {(r["decode"], r["steps"], r["index"]) for r in old}
+    new = {}
     for shard in sorted(out.glob("examples.rank*.jsonl")):
         for r in read_jsonl(shard):
-            rows.setdefault((r["decode"], r["steps"], r["index"]), r)
+            key = (r["decode"], r["steps"], r["index"])
+            if key not in seen:
+                new.setdefault(key, r)
+    pos = {s: i for i, s in enumerate(steps_order)}
+    order = sorted(new, key=lambda k: (pos.get(k[1], len(pos)), -k[1], k[0], k[2]))
     tmp = final.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
-    append_jsonl(tmp, [rows[k] for k in sorted(rows, key=lambda k: (k[0], -k[1], k[2]))])
+    append_jsonl(tmp, old + [new[k] for k in order])
     tmp.replace(final)
     for shard in out.glob("examples.rank*.jsonl"):
         shard.unlink()

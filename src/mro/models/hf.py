@@ -79,15 +79,23 @@ def _first_line(error: Exception) -> str:
     return text[0] if text else type(error).__name__
 
 
-def _load_error(name: str, error: Exception) -> MroError:
+def _hub_kwargs(name: str) -> dict:
+    """``local_files_only=True`` for a hub id while the hub is offline (cached models still load)."""
+    from mro.hub import hub_offline
+
+    return {"local_files_only": True} if not Path(name).exists() and hub_offline() else {}
+
+
+def _load_error(name: str, error: Exception, offline: bool = False, flag: str = "--model") -> MroError:
     """One line: a broken local folder names its problem; a hub id says how to pass a path."""
     if Path(name).exists():
         return MroError(f"cannot load model folder {name}: {_first_line(error)}")
+    why = ("nor in the Hugging Face cache, and the hub is unreachable (offline)" if offline else
+           f"(and the Hugging Face hub did not serve it: gated or no such repo, {type(error).__name__})")
     return MroError(
-        f"cannot load {name!r}: not a local folder, and the Hugging Face hub did not serve it "
-        f"(offline, gated or no such repo: {type(error).__name__}); download it where you have access "
+        f"cannot load {name!r}: not a local folder {why}; download it where you have access "
         f"(huggingface-cli download {name} --local-dir DIR) and pass the folder instead, "
-        f"e.g. --model DIR"
+        f"e.g. {flag} DIR"
     )
 
 
@@ -175,17 +183,18 @@ class HFDiffusionLM(DiffusionLM):
         tf = _transformers()
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
+        hub = _hub_kwargs(name)
         try:
-            config = tf.AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+            config = tf.AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, **hub)
             kind = _kind(config)
             auto = tf.AutoModelForMaskedLM if kind == "masked_lm" else tf.AutoModel
             module = auto.from_pretrained(name, config=config, trust_remote_code=trust_remote_code,
-                                          **{_dtype_kwarg(): torch_dtype})
-            tokenizer = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+                                          **{_dtype_kwarg(): torch_dtype}, **hub)
+            tokenizer = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, **hub)
         except MroError:
             raise
         except Exception as e:  # OSError offline, ValueError for broken folders, ...
-            raise _load_error(name, e) from None
+            raise _load_error(name, e, offline=bool(hub)) from None
         module.to(dev)
         return cls.from_module(module, tokenizer, name, kind)
 
@@ -275,14 +284,15 @@ class HFCausalScorer:
         """Load any ``AutoModelForCausalLM`` by hub id or folder (``gguf_file``: a GGUF in it)."""
         tf = _transformers()
         dev = resolve_device(device)
+        hub = _hub_kwargs(name)
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             module = tf.AutoModelForCausalLM.from_pretrained(
                 name, trust_remote_code=trust_remote_code, **{_dtype_kwarg(): resolve_dtype(dtype, dev)},
-                **extra)
-            tokenizer = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, **extra)
+                **extra, **hub)
+            tokenizer = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, **extra, **hub)
         except Exception as e:
-            raise _load_error(name, e) from None
+            raise _load_error(name, e, offline=bool(hub), flag="--ppl-scorer") from None
         return cls(module.to(dev), tokenizer, name)
 
     @property

@@ -114,14 +114,19 @@ def start(model: DiffusionLM, prompts: Sequence[Sequence[int]], responses: Seque
                       steps_done=0, mask_token_id=model.mask_token_id)
 
 
-def _model_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig) -> torch.Tensor:
+def _model_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, replicas: int = 1) -> torch.Tensor:
     x, attn = traj.tokens, traj.attention_mask
+    if replicas > 1:  # rows come in runs of identical copies: one forward per run, shared
+        x, attn = x[::replicas], attn[::replicas]
     if cfg.cfg_scale > 0:
-        uncond = x.masked_fill(traj.conditioned, model.mask_token_id)
+        cond_rows = traj.conditioned[::replicas] if replicas > 1 else traj.conditioned
+        uncond = x.masked_fill(cond_rows, model.mask_token_id)
         both = model.logits(torch.cat([x, uncond]), torch.cat([attn, attn]))
         cond, unc = both.chunk(2)
-        return unc + (cfg.cfg_scale + 1) * (cond - unc)
-    return model.logits(x, attn)
+        logits = unc + (cfg.cfg_scale + 1) * (cond - unc)
+    else:
+        logits = model.logits(x, attn)
+    return logits.repeat_interleave(replicas, 0) if replicas > 1 else logits
 
 
 def _sample_block(logits: torch.Tensor, cfg: DecodeConfig, generator: torch.Generator | None):
@@ -155,11 +160,16 @@ def _current_block(traj: Trajectory, cfg: DecodeConfig) -> int | None:
 
 @torch.no_grad()
 def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: int | None = None,
-            hooks: Sequence[Hook] = (), generator: torch.Generator | None = None) -> Trajectory:
+            hooks: Sequence[Hook] = (), generator: torch.Generator | None = None,
+            replicas: int = 1) -> Trajectory:
     """Run up to ``num_steps`` more steps (all that are left when None) from ``traj``'s state.
 
     Returns a new trajectory; ``traj`` is not modified. Running ``a`` steps then ``b`` steps
     equals running ``a + b`` steps (same generator stream at temperature > 0).
+
+    ``replicas``: the input's rows are runs of that many identical copies (``repeat_interleave``,
+    as test-time scaling makes them); the first step then runs one forward per run and shares
+    its logits (the copies still draw their own noise). Later steps differ and run in full.
     """
     if traj.gen_length != cfg.gen_length:
         raise MroError(f"trajectory has {traj.gen_length} response positions but gen_length is {cfg.gen_length}")
@@ -176,7 +186,7 @@ def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: 
         if block is None:
             break
         lo, hi = p + block * bl, p + (block + 1) * bl
-        logits = _model_logits(model, traj, cfg)[:, lo:hi]
+        logits = _model_logits(model, traj, cfg, replicas if ran == 0 else 1)[:, lo:hi]
         logits = logits.clone()
         logits[..., banned] = float("-inf")
         x0, conf, logp = _sample_block(logits, cfg, generator)

@@ -63,7 +63,7 @@ def segment_search(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, k:
     while traj.steps_done < cfg.steps:
         s = traj.steps_done
         e = min(s + w, cfg.steps)
-        cands = denoise(model, traj.repeat_interleave(k), cfg, num_steps=e - s, generator=generator)
+        cands = denoise(model, traj.repeat_interleave(k), cfg, num_steps=e - s, generator=generator, replicas=k)
         scores = score(cands, (s, e), e == cfg.steps).view(b, k)
         best = scores.argmax(-1)
         traj = cands.index(offsets + best)
@@ -94,7 +94,7 @@ def tts_mro(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator
         return total
 
     traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator)
-    return _result(traj, cfg, search.k, history, (reward.dlm_forwards - f0), (reward.scorer_texts - s0))
+    return _result(traj, cfg, search.k, search.w, history, (reward.dlm_forwards - f0), (reward.scorer_texts - s0))
 
 
 @register_decoder("tts-cbr")
@@ -109,7 +109,7 @@ def tts_cbr(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator
         return conf.sum(-1) / inside.sum(-1).clamp_min(1)
 
     traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator)
-    return _result(traj, cfg, search.k, history, 0, 0)
+    return _result(traj, cfg, search.k, search.w, history, 0, 0)
 
 
 @register_decoder("best-of-n")
@@ -143,13 +143,15 @@ def best_of_n(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generat
     traj, history = segment_search(model, prompts, responses, cfg, k, cfg.steps, score, generator)
     extra_f = (reward.dlm_forwards - f0) if search.select == "reward" else 0
     extra_s = (reward.scorer_texts - s0) if search.select == "reward" else 0
-    return _result(traj, cfg, k, history, extra_f, extra_s)
+    return _result(traj, cfg, k, cfg.steps, history, extra_f, extra_s)
 
 
-def _result(traj: Trajectory, cfg: DecodeConfig, k: int, history: Sequence[list],
+def _result(traj: Trajectory, cfg: DecodeConfig, k: int, w: int, history: Sequence[list],
             extra_forwards: int, scorer_texts: int) -> DecodeResult:
     b = traj.batch_size
     per_forward = 2 if cfg.cfg_scale > 0 else 1
-    nfe = k * cfg.steps * per_forward + extra_forwards / b
+    segments = -(-cfg.steps // w)
+    # the first step of a segment runs once for its k identical copies (see denoise's replicas)
+    nfe = (k * cfg.steps - (k - 1) * segments) * per_forward + extra_forwards / b
     return DecodeResult(trajectory=traj, nfe=[float(nfe)] * b, scorer_calls=[scorer_texts / b] * b,
                         details=[{"search": h} for h in history])

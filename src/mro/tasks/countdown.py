@@ -4,7 +4,8 @@ Spec section 6 (Countdown@64/128 in the paper, the ``Jiayi-Pan/Countdown-Tasks-3
 d1). The generator emits only solvable problems: it builds a random expression over the drawn
 numbers (exact arithmetic, every intermediate value a positive integer) and takes its value as the
 target. The verifier parses answers with ``ast`` and a whitelist of node types; it never evaluates
-model text as Python.
+model text as Python. Data files come in two shapes: ``nums`` (list of ints) and ``target`` (int),
+or d1's test set (``countdown_cd3_test.jsonl``): ``input`` ("44,19,35") and ``output`` ("98").
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn, Union
 
 from mro.errors import MroError
+from mro.tasks.checkers import boxed
 from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, last_answer_block, register_task
 
 MAX_SOLUTION_LENGTH = 20
@@ -30,6 +32,8 @@ _BIN_OPS = {
     ast.Div: operator.truediv,
 }
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+#: LaTeX operators a ``\\boxed{}`` answer may use, as the parser's ASCII ones.
+_LATEX_OPS = {"\\times": "*", "\\cdot": "*", "\\div": "/", "\\left(": "(", "\\right)": ")"}
 #: consecutive rejected draws after which ``generate`` gives up (options leave too few problems).
 _MAX_FAILED_DRAWS = 100_000
 QUESTION = (
@@ -155,17 +159,40 @@ def _example(example_id: str, nums: list[int], target: int, solution: str | None
 
 
 def _parse_record(record) -> tuple[list[int], int]:
-    """``nums`` and ``target`` of one JSON object, or ``MroError`` (no location)."""
+    """``nums`` and ``target`` of one JSON object (either shape), or ``MroError`` (no location)."""
     if not isinstance(record, dict):
         raise MroError(f"expected an object with 'nums' and 'target', got {type(record).__name__}")
+    if "nums" not in record and "target" not in record and ("input" in record or "output" in record):
+        return _parse_d1_record(record)
     for key in ("nums", "target"):
         if key not in record:
-            raise MroError(f"missing key {key!r}")
+            raise MroError(f"missing key {key!r} (expected 'nums' and 'target', or d1's 'input' and 'output')")
     nums, target = record["nums"], record["target"]
     if not isinstance(nums, list) or not nums or any(type(v) is not int for v in nums):
         raise MroError(f"'nums' must be a non-empty list of integers, got {nums!r}")
     if type(target) is not int:
         raise MroError(f"'target' must be an integer, got {target!r}")
+    return nums, target
+
+
+def _parse_d1_record(record: dict) -> tuple[list[int], int]:
+    """d1's shape: ``input`` = comma-separated numbers (``"44,19,35"``), ``output`` = the target."""
+    for key in ("input", "output"):
+        if key not in record:
+            raise MroError(f"missing key {key!r} (d1's shape has 'input' and 'output')")
+    text, output = record["input"], record["output"]
+    try:
+        nums = [int(v) for v in text.split(",")] if isinstance(text, str) else []
+    except ValueError:
+        nums = []
+    if not nums:
+        raise MroError(f"'input' must be comma-separated integers like '44,19,35', got {text!r}")
+    try:
+        target = int(output) if isinstance(output, (str, int)) and not isinstance(output, bool) else None
+    except ValueError:
+        target = None
+    if target is None:
+        raise MroError(f"'output' must be an integer like '98', got {output!r}")
     return nums, target
 
 
@@ -238,7 +265,8 @@ class CountdownTask(Task):
         return examples
 
     def load(self, path: str) -> list[Example]:
-        """JSONL (or a ``.json`` list) of objects with ``nums`` (list of ints) and ``target`` (int)."""
+        """JSONL (or a ``.json`` list) of objects with ``nums`` (list of ints) and ``target`` (int),
+        or with d1's ``input`` (``"44,19,35"``) and ``output`` (``"98"``)."""
         file = Path(path)
         if not file.is_file():
             raise MroError(f"countdown data file {path} does not exist")
@@ -272,8 +300,18 @@ class CountdownTask(Task):
         return TinyInput(self.tiny_input(example, tokenizer).prompt_ids, ids + padding)
 
     def extract(self, response: str) -> str | None:
-        """The expression of the (last ``<answer>`` block of the) response, left of any ``=``."""
-        text = last_answer_block(response).strip().split("=")[0].strip()
+        """The expression of the (last ``<answer>`` block of the) response, left of any ``=``.
+
+        A ``\\boxed{...}`` in it (d1's format) is unwrapped and its LaTeX operators (``\\times``,
+        ``\\cdot``, ``\\div``) read as ``*`` and ``/``.
+        """
+        text = last_answer_block(response)
+        inner = boxed(text)
+        if inner is not None:
+            text = inner
+            for latex, op in _LATEX_OPS.items():
+                text = text.replace(latex, op)
+        text = text.strip().split("=")[0].strip()
         return text or None
 
     def same_answer(self, a: str | None, b: str | None) -> bool:

@@ -2,8 +2,9 @@
 
 ``load(path)`` reads a local JSONL / JSON / Parquet / CSV file through ``datasets`` and names the
 expected and missing columns when some are absent; ``load_hub(split)`` fetches the public test set
-with ``datasets.load_dataset`` and, offline, says to pass a local file instead. These tasks have no
-built-in tiny-model layout; prompts come from a protocol (:mod:`mro.tasks.protocols`).
+with ``datasets.load_dataset`` (from the cache alone when :func:`mro.hub.hub_offline`) and, when
+that fails, says to pass a local file instead. These tasks have no built-in tiny-model layout;
+prompts come from a protocol (:mod:`mro.tasks.protocols`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mro.tasks.base import Example, Task, TinyInput
 from mro.tasks.checkers import format_ok
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+_OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
 def _datasets():
@@ -71,16 +73,28 @@ def _check_columns(table, columns: tuple[str, ...], task: str, where: str) -> li
 
 def hub_rows(hub_id: str, config: str | None, split: str, columns: tuple[str, ...], task: str) -> list[dict]:
     """Rows of a hub data set; unreachable (offline, gated) -> one line saying to pass a file."""
+    from mro.hub import hub_offline
+
     datasets = _datasets()
+    offline = hub_offline()
+    # offline: datasets goes straight to its cache instead of retrying the hub for ~25 s (the flag
+    # is HF_HUB_OFFLINE in datasets >= 3, HF_DATASETS_OFFLINE before)
+    flags = {k: getattr(datasets.config, k) for k in _OFFLINE_FLAGS if hasattr(datasets.config, k)}
+    for k, v in flags.items():
+        setattr(datasets.config, k, v or offline)
     try:
         table = datasets.load_dataset(hub_id, config, split=split)
     except Exception as e:
         name = hub_id + (f" ({config})" if config else "")
+        why = "not cached, and the hub is unreachable" if offline else type(e).__name__
         raise MroError(
-            f"cannot load {name} split {split!r} from the Hugging Face hub ({type(e).__name__}); "
+            f"cannot load {name} split {split!r} from the Hugging Face hub ({why}); "
             f"save it where you have access and pass the local file instead (JSONL, Parquet or CSV "
             f"with columns {', '.join(map(repr, columns))})"
         ) from None
+    finally:
+        for k, v in flags.items():
+            setattr(datasets.config, k, v)
     return _check_columns(table, columns, task, hub_id)
 
 

@@ -1,0 +1,69 @@
+"""What TTS-MRO adds beyond its k candidates' forward work, on CPU (issue 4).
+
+On a CPU, k candidates cost about k times the forward work of one decode, so the figure of
+merit is TTS-MRO (k = 4) wall time / (4 x vanilla wall time) at the same steps: the rest is the
+rewards (leave-one-out verification rows, the PPL scorer), selection and bookkeeping.
+Target: <= 1.25. Both timed in this one run, median over repeats, one thread.
+
+    python benchmarks/tts_overhead.py     # -> benchmarks/results/tts_overhead.{json,md}
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from mro.eval.records import hardware, now
+from mro.models import load_model
+from mro.rewards.multi import MultiReward
+from mro.sampling import DecodeConfig
+from mro.search import SearchConfig, get_decoder
+from mro.tasks import get_task
+
+BATCH, REPEATS, K, TEMP = 128, 7, 4, 0.5
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> dict:
+    torch.set_num_threads(1)
+    model = load_model("sudoku-tiny")
+    task = get_task("sudoku")
+    laid = [task.tiny_input(ex, model.tokenizer) for ex in task.generate(BATCH, seed=5, min_blanks=10, max_blanks=12)]
+    prompts, responses = [x.prompt_ids for x in laid], [x.response_ids for x in laid]
+    rows = []
+    for steps in (4, 8):
+        cfg = DecodeConfig(gen_length=16, steps=steps, temperature=TEMP)
+        for w in (1, 2):
+            search = SearchConfig(k=K, w=w)
+            reward = MultiReward(model, task, search)
+            van, tts = [], []
+            for r in range(REPEATS):
+                t0 = time.perf_counter()
+                get_decoder("vanilla")(model, prompts, responses, cfg, generator=torch.Generator().manual_seed(r))
+                van.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                get_decoder("tts-mro")(model, prompts, responses, cfg, task=task, search=search, reward=reward,
+                                       generator=torch.Generator().manual_seed(r))
+                tts.append(time.perf_counter() - t0)
+            v, t = statistics.median(van), statistics.median(tts)
+            rows.append({"steps": steps, "w": w, "vanilla_s": v, "tts_mro_s": t, "ratio_vs_vanilla": t / v,
+                         "ratio_vs_k_vanilla": t / (K * v)})
+    lines = ["| steps | w | TTS-MRO / vanilla | TTS-MRO / (4 x vanilla) |", "|---|---|---|---|"]
+    lines += [f"| {r['steps']} | {r['w']} | {r['ratio_vs_vanilla']:.2f}x | {r['ratio_vs_k_vanilla']:.2f} |" for r in rows]
+    hw = hardware()
+    lines += ["", f"sudoku-tiny, batch {BATCH} puzzles (10-12 blanks), k={K}, temperature {TEMP}, rewards tv,ppl,q "
+              f"(1 verified token per candidate and segment; PPL scorer sudoku-ar-tiny); median of {REPEATS}; "
+              f"{hw['processor']}, 1 thread, torch {hw['torch']}"]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "tts_overhead.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "tts_overhead.json").write_text(json.dumps({"results": rows, "hardware": hw, "date": now()}, indent=2))
+    print("\n".join(lines))
+    return {"results": rows}
+
+
+if __name__ == "__main__":
+    main()
