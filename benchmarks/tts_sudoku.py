@@ -3,7 +3,8 @@
 500 held-out puzzles (10-12 blanks, several solutions allowed), 3 decoding seeds, at the hard
 setting (3 tokens per step = 4 steps) and at half its tokens per step (8 steps). Methods:
 vanilla (greedy, and sampled at the search temperature), TTS-MRO (k = 4, segments of w = 1 step,
-R_tv + R_ppl + R_q), TTS-CBR and best-of-n given at least TTS-MRO's DLM forward passes.
+and w = 2, R_tv + R_ppl + R_q), TTS-CBR and best-of-n given at least TTS-MRO (w = 1)'s DLM
+forward passes.
 Mean +- std over seeds of the solved rate; DLM forward passes per puzzle.
 
     python benchmarks/tts_sudoku.py       # -> benchmarks/results/tts_sudoku.{json,md,png}
@@ -25,12 +26,13 @@ N, SEEDS, TEMP, K, W = 500, (0, 1, 2), 0.5, 4, 1
 STEPS = (4, 8)
 
 
-def evaluate(decode: str, seed: int, temperature: float, **search) -> dict:
-    tag = "_".join([decode, f"t{temperature}", f"s{seed}"] + [f"{k}{v}" for k, v in search.items()])
+def evaluate(decode: str, seed: int, temperature: float, only: int | None = None, **search) -> dict:
+    tag = "_".join([decode, f"t{temperature}", f"s{seed}"] + [f"{k}{v}" for k, v in search.items()]
+                   + ([f"steps{only}"] if only else []))
     out = RUNS / tag
     shutil.rmtree(out, ignore_errors=True)
     s = run_eval(EvalConfig(model="sudoku-tiny", task="sudoku", n=N, task_options="min_blanks=10,max_blanks=12",
-                            steps=list(STEPS), decode=decode, temperature=temperature, seed=seed, out=str(out),
+                            steps=[only] if only else list(STEPS), decode=decode, temperature=temperature, seed=seed, out=str(out),
                             batch_size=250, progress=False, **search))
     return {r["steps"]: r for r in s["results"]}
 
@@ -53,13 +55,14 @@ def main() -> dict:
     add("vanilla, greedy", [evaluate("vanilla", 0, 0.0)])
     add(f"vanilla, T={TEMP}", [evaluate("vanilla", s, TEMP) for s in SEEDS])
     add(f"TTS-MRO k={K} w={W}", [evaluate("tts-mro", s, TEMP, k=K, w=W) for s in SEEDS])
+    add(f"TTS-MRO k={K} w=2", [evaluate("tts-mro", s, TEMP, k=K, w=2) for s in SEEDS])
     mro_nfe = {st: methods[f"TTS-MRO k={K} w={W}"][st][0]["nfe_per_example"] for st in STEPS}
     # baselines at >= TTS-MRO's DLM forward passes
     for st in STEPS:
         n = bon_n_for(mro_nfe[st], st)
         for select in ("vote", "reward"):
             name = f"best-of-n ({select})"
-            res = [evaluate("best-of-n", s, TEMP, k=n, select=select) for s in SEEDS]
+            res = [evaluate("best-of-n", s, TEMP, k=n, select=select, only=st) for s in SEEDS]
             methods.setdefault(name, {})[st] = [r[st] for r in res]
     # TTS-CBR: with w=1 every candidate of a segment shares one forward, so any k costs the same;
     # it gets 16 candidates (4x TTS-MRO's)

@@ -51,3 +51,32 @@ def test_bad_construction():
         quality_reward_fn("sudoku", w_tv=1.0)
     with pytest.raises(MroError, match="format_weight"):
         quality_reward_fn("sudoku", format_weight="big")
+
+
+def test_perplexity_and_token_verification_callables(tiny_model):
+    import math
+
+    import torch
+
+    from mro.models.ar import TinyARScorer
+    from mro.models.tiny import TinyDLM
+    from mro.rewards.perplexity import texts_reward
+    from mro.rewards.trl import perplexity_reward_fn, token_verification_reward_fn
+
+    torch.manual_seed(0)
+    scorer = TinyARScorer(TinyDLM.create(d_model=32, n_layers=1, n_heads=2, d_ff=64, causal=True))
+    ppl_fn = perplexity_reward_fn(scorer)
+    completions = ["1234", [{"role": "assistant", "content": "4321"}], 7]
+    assert ppl_fn(completions) == texts_reward(scorer, ["1234", "4321"]) + [None]
+
+    tv_fn = token_verification_reward_fn(tiny_model, tokens="all")
+    got = tv_fn(["1234", ""], prompts=["9", "9"])
+    tok = tiny_model.tokenizer
+    x = torch.tensor([tok.encode("91234")])
+    vals = []
+    with torch.no_grad():
+        for col in range(1, 5):
+            masked = x.clone()
+            masked[0, col] = tiny_model.mask_token_id
+            vals.append(float(torch.log_softmax(tiny_model.logits(masked)[0, col], -1)[x[0, col]]))
+    assert got[1] is None and math.isclose(got[0], sum(vals) / 4, abs_tol=1e-5)

@@ -41,18 +41,18 @@ class TinyConfig:
             raise MroError("tiny model: d_model / n_heads must be an even whole number")
 
 
-def _rope_tables(cfg: TinyConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _rope_table(cfg: TinyConfig) -> torch.Tensor:
+    """``[max_len, head_dim / 2]`` complex rotations ``exp(i * pos * theta_j)``."""
     hd = cfg.d_model // cfg.n_heads
     inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-    ang = torch.outer(torch.arange(cfg.max_len, dtype=torch.float32), inv)  # [L, hd/2]
-    return ang.cos(), ang.sin()
+    ang = torch.outer(torch.arange(cfg.max_len, dtype=torch.float32), inv)
+    return torch.polar(torch.ones_like(ang), ang)
 
 
-def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: [B, H, L, hd]; rotate pairs (even, odd) halves.
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return out.flatten(-2)
+def _apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate the pairs ``(x[2j], x[2j+1])`` of ``x [B, H, L, hd]`` by ``rot [L, hd/2]`` (complex product)."""
+    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(xc * rot).flatten(-2).type_as(x)
 
 
 class Block(nn.Module):
@@ -65,10 +65,10 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
 
-    def forward(self, x, cos, sin, attn_mask):
+    def forward(self, x, rot, attn_mask):
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+        q, k = _apply_rope(q, rot), _apply_rope(k, rot)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, d))
         return x + self.ff(self.ln2(x))
@@ -84,9 +84,7 @@ class TinyTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        cos, sin = _rope_tables(cfg)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope", _rope_table(cfg), persistent=False)
         self.apply(self._init)
 
     @staticmethod
@@ -100,7 +98,7 @@ class TinyTransformer(nn.Module):
         n = input_ids.shape[1]
         if n > self.cfg.max_len:
             raise MroError(f"sequence length {n} exceeds the tiny model's max_len {self.cfg.max_len}")
-        cos, sin = self.rope_cos[:n], self.rope_sin[:n]
+        rot = self.rope[:n]
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             # key padding mask, broadcast over heads and queries
@@ -110,7 +108,7 @@ class TinyTransformer(nn.Module):
             mask = tri if mask is None else (mask & tri)
         x = self.embed(input_ids)
         for blk in self.blocks:
-            x = blk(x, cos, sin, mask)
+            x = blk(x, rot, mask)
         return self.head(self.ln_f(x))
 
 

@@ -13,7 +13,13 @@ from mro.rewards.sgro import (
     proposal_probs,
     sample_groups,
 )
-from mro.rewards.trl import TASK_COLUMNS, completion_text, quality_reward_fn
+from mro.rewards.trl import (
+    TASK_COLUMNS,
+    completion_text,
+    perplexity_reward_fn,
+    quality_reward_fn,
+    token_verification_reward_fn,
+)
 
 __all__ = [
     # combine
@@ -36,4 +42,6 @@ __all__ = [
     "TASK_COLUMNS",
     "completion_text",
     "quality_reward_fn",
+    "perplexity_reward_fn",
+    "token_verification_reward_fn",
 ]

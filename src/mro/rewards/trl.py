@@ -93,3 +93,68 @@ def quality_reward_fn(task_name: str, **weights: float) -> RewardFn:
 
     reward.__name__ = f"quality_{task_name}"
     return reward
+
+
+def perplexity_reward_fn(scorer, upper: float = 100.0, scale: float = 100.0) -> RewardFn:
+    """A TRL reward function computing ``R_ppl`` (spec 3) of each completion's text.
+
+    ``scorer``: a :class:`mro.models.ar.PerplexityScorer` or a name for ``load_scorer``
+    (``"smollm2"``, a built-in tiny causal LM, a causal LM hub id or folder).
+    """
+    from mro.models.ar import load_scorer
+    from mro.rewards.perplexity import ppl_to_reward
+
+    scorer = load_scorer(scorer) if isinstance(scorer, str) else scorer
+
+    def reward(completions, **_columns) -> list[float | None]:
+        texts = [completion_text(c) for c in completions]
+        scored = [t for t in texts if t is not None]
+        ppl = iter(scorer.perplexity(scored)) if scored else iter(())
+        return [None if t is None else ppl_to_reward(next(ppl), upper, scale) for t in texts]
+
+    reward.__name__ = "perplexity"
+    return reward
+
+
+def token_verification_reward_fn(model, tokens: int | str = "all", seed: int = 0) -> RewardFn:
+    """A TRL reward function computing ``R_tv`` (spec 3) of each finished completion.
+
+    Every completion token counts as committed in one step: ``tokens`` of them (or all) are masked
+    again one at a time and the DLM's mean log-probability of the original token is the reward,
+    given the ``prompts`` column (empty prompt when absent). ``model`` is a ``DiffusionLM`` or a
+    name for ``load_model``. A completion with no tokens gets ``None``.
+    """
+    import torch
+
+    from mro.models.load import load_model
+    from mro.rewards.verification import token_verification
+    from mro.sampling.sampler import start
+
+    model = load_model(model) if isinstance(model, str) else model
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+
+    def reward(completions, prompts=None, **_columns) -> list[float | None]:
+        out: list[float | None] = []
+        for i, completion in enumerate(completions):
+            text = completion_text(completion)
+            prompt = completion_text(prompts[i]) if prompts is not None else ""
+            ids = _encode_plain(model.tokenizer, text) if text else []
+            if not ids:
+                out.append(None)
+                continue
+            traj = start(model, [model.encode_prompt(prompt) if prompt else []], [ids])
+            traj.commit_step.zero_()  # the whole completion, committed at "step 0"
+            traj.steps_done = 1
+            out.append(float(token_verification(model, traj, [(0, 1)], tokens, generator=gen)[0, 0]))
+        return out
+
+    reward.__name__ = "token_verification"
+    return reward
+
+
+def _encode_plain(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` without the special tokens an HF tokenizer would add around it."""
+    try:
+        return list(tokenizer.encode(text, add_special_tokens=False))
+    except TypeError:  # the built-in character tokenizer adds none
+        return list(tokenizer.encode(text))

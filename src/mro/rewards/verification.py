@@ -38,7 +38,7 @@ def _selected(traj: Trajectory, bounds: Sequence[tuple[int, int]], tokens: int |
 @torch.no_grad()
 def token_verification(model: DiffusionLM, traj: Trajectory, bounds: Sequence[tuple[int, int]],
                        tokens: int | str = 1, generator: torch.Generator | None = None,
-                       batch_size: int = 512) -> torch.Tensor:
+                       batch_size: int | None = None) -> torch.Tensor:
     """``R_tv`` of each group ``[start, end)`` of steps: ``[B, n_groups]``, NaN where a group committed nothing.
 
     Each group is verified on the state at its end, over the tokens committed within it; with
@@ -46,6 +46,8 @@ def token_verification(model: DiffusionLM, traj: Trajectory, bounds: Sequence[tu
     """
     if any(not 0 <= s < e <= traj.steps_done for s, e in bounds):
         raise MroError(f"step groups {list(bounds)} fall outside the {traj.steps_done} steps decoded")
+    if batch_size is None:  # CPU matmuls lose per-row speed past ~128 rows; GPUs want large batches
+        batch_size = 128 if traj.tokens.device.type == "cpu" else 1024
     sel = _selected(traj, bounds, tokens, generator)
     rows, grp, pos = sel.nonzero(as_tuple=True)
     b, n = traj.batch_size, len(bounds)
