@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from mro.config import to_dict
 from mro.errors import MroError
-from mro.eval.harness import EvalConfig, _decode_config, encode_examples, load_examples
+from mro.eval.harness import EvalConfig, decode_config, encode_examples, load_examples
 from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
 from mro.models import load_model
 from mro.rewards.multi import MultiReward, RewardConfig
@@ -86,7 +86,7 @@ def decode_and_score(cfg: CorrelationConfig, out: Path) -> tuple[list[dict], dic
     prompts, responses, gen_length = encode_examples(task, model, examples, ecfg)
     most = max(sum(t == model.mask_token_id for t in r) for r in responses) if responses else gen_length
     steps = cfg.steps or max(1, math.ceil(most / cfg.tokens_per_step))
-    dcfg = _decode_config(ecfg, gen_length, steps)
+    dcfg = decode_config(ecfg, gen_length, steps)
     reward = MultiReward(model, task, cfg)
     path = out / "responses.jsonl"
     done = {(r["seed"], r["index"]) for r in repair_jsonl(path)}

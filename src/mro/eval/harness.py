@@ -153,7 +153,7 @@ def step_grid(cfg: EvalConfig, most_masks: int, gen_length: int) -> list[tuple[i
     return grid
 
 
-def _decode_config(cfg: EvalConfig, gen_length: int, steps: int) -> DecodeConfig:
+def decode_config(cfg: EvalConfig, gen_length: int, steps: int) -> DecodeConfig:
     """The sampler's settings; block length and temperature default to the protocol's."""
     block, temperature = cfg.block_length, cfg.temperature
     if cfg.protocol != "tiny" and (block is None or temperature is None):
@@ -202,7 +202,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     else:
         most = gen_length
     grid = step_grid(cfg, most, gen_length)
-    decode_cfgs = [(s, k, _decode_config(cfg, gen_length, s)) for s, k in grid]  # validates every schedule
+    decode_cfgs = [(s, k, decode_config(cfg, gen_length, s)) for s, k in grid]  # validates every schedule
     decoder = get_decoder(cfg.decode)
     reward = None
     if cfg.decode == "tts-mro" or (cfg.decode == "best-of-n" and cfg.select == "reward"):

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mro.errors import MroError
-from mro.eval.harness import EvalConfig, _decode_config, encode_examples, load_examples
+from mro.eval.harness import EvalConfig, decode_config, encode_examples, load_examples, step_grid
 from mro.models import load_model
 from mro.rewards.multi import MultiReward
 from mro.search import get_decoder
@@ -50,12 +50,8 @@ def decode_one(cfg: ShowConfig):
     model = load_model(cfg.model, device=cfg.device if cfg.device != "auto" else "cpu")
     prompts, responses, gen_length = encode_examples(task, model, examples[cfg.index:cfg.index + 1], cfg)
     most = sum(t == model.mask_token_id for t in responses[0]) if responses else gen_length
-    if cfg.tokens_per_step:
-        import math
-        steps = max(1, math.ceil(most / cfg.tokens_per_step[0]))
-    else:
-        steps = (cfg.steps or [gen_length])[0]
-    dcfg = _decode_config(cfg, gen_length, steps)
+    steps = step_grid(cfg, most, gen_length)[0][0]
+    dcfg = decode_config(cfg, gen_length, steps)
     reward = MultiReward(model, task, cfg) if cfg.decode == "tts-mro" else None
     res = get_decoder(cfg.decode)(model, prompts, responses, dcfg, task=task, search=cfg, reward=reward,
                                   generator=torch.Generator().manual_seed(cfg.seed))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mro.errors import MroError
-from mro.models.tiny import TinyTransformer, TinyDLM
+from mro.models.tiny import TinyDLM
 
 
 class PerplexityScorer(Protocol):
@@ -80,4 +80,4 @@ def load_scorer(name: str, device: str = "cpu") -> PerplexityScorer:
     return HFCausalScorer.load(name, device=device)
 
 
-__all__ = ["PerplexityScorer", "TinyARScorer", "TinyTransformer", "load_scorer", "perplexity_from_logits"]
+__all__ = ["PerplexityScorer", "TinyARScorer", "load_scorer", "perplexity_from_logits"]

@@ -20,7 +20,7 @@ from mro.rewards.combine import parse_rewards
 from mro.rewards.perplexity import perplexity_rewards
 from mro.rewards.quality import majority_vote, quality_reward
 from mro.rewards.sgro import group_intra
-from mro.rewards.verification import per_step_bounds, token_verification
+from mro.rewards.verification import committed_in_groups, per_step_bounds, token_verification
 from mro.sampling.trajectory import Trajectory
 from mro.tasks.base import Example, Task
 
@@ -70,7 +70,7 @@ class MultiReward:
 
     def _tv(self, traj: Trajectory, bounds, generator) -> torch.Tensor:
         tv = token_verification(self.model, traj, bounds, self.tv_tokens, generator=generator)
-        committed = _commits_per_group(traj, bounds)
+        committed = committed_in_groups(traj, bounds).sum(-1)
         per = committed if self.tv_tokens == "all" else committed.clamp(max=self.tv_tokens)
         self.dlm_forwards += int(per.sum())
         return tv.nan_to_num(0.0)  # a group that committed nothing (threshold decoding) adds nothing
@@ -123,13 +123,6 @@ class MultiReward:
             target = majority_vote(answers[i:i + group], self.task.same_answer)
             out += [target] * len(answers[i:i + group])
         return out
-
-
-def _commits_per_group(traj: Trajectory, bounds) -> torch.Tensor:
-    cs = traj.commit_step[:, None, :]
-    starts = torch.tensor([s for s, _ in bounds], device=cs.device)[None, :, None]
-    ends = torch.tensor([e for _, e in bounds], device=cs.device)[None, :, None]
-    return ((cs >= starts) & (cs < ends)).sum(-1)
 
 
 def default_scorer(model: DiffusionLM, task: Task, name: str | None) -> str:

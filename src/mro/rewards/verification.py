@@ -18,14 +18,20 @@ from mro.models.base import DiffusionLM
 from mro.sampling.trajectory import Trajectory
 
 
-def _selected(traj: Trajectory, bounds: Sequence[tuple[int, int]], tokens: int | str,
-              generator: torch.Generator | None) -> torch.Tensor:
-    """``[B, n_groups, G]`` True at the positions to verify for each group."""
+def committed_in_groups(traj: Trajectory, bounds: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """``[B, n_groups, G]`` True at the positions committed within each group of steps."""
     dev = traj.commit_step.device
     starts = torch.tensor([s for s, _ in bounds], device=dev)[None, :, None]
     ends = torch.tensor([e for _, e in bounds], device=dev)[None, :, None]
     cs = traj.commit_step[:, None, :]
-    cand = (cs >= starts) & (cs < ends)
+    return (cs >= starts) & (cs < ends)
+
+
+def _selected(traj: Trajectory, bounds: Sequence[tuple[int, int]], tokens: int | str,
+              generator: torch.Generator | None) -> torch.Tensor:
+    """``[B, n_groups, G]`` True at the positions to verify for each group."""
+    cand = committed_in_groups(traj, bounds)
+    dev = cand.device
     if tokens == "all":
         return cand
     if not isinstance(tokens, int) or tokens < 1:
