@@ -79,7 +79,9 @@ def convert(name: str, tp, value: Any) -> Any:
 def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
     """One ``--field-name`` flag per field (plus ``--config``), defaults left to :func:`build`."""
     parser.add_argument("--config", default=None, help="YAML file with field values (flags override it)")
-    for f in dataclasses.fields(cls):
+    own = getattr(cls, "__annotations__", {})
+    ordered = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)  # the verb's own fields first
+    for f in ordered:
         if not f.init:
             continue
         help_text = f.metadata.get("help", "")
