@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The demo's numbers as the README quotes them: runs `mro demo` and keeps its tables and printout.
+#   bash benchmarks/demo_output.sh    -> benchmarks/results/demo/{demo.txt,vanilla.md,tts-mro.md}
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=benchmarks/results/demo
+rm -rf runs/demo_bench && mkdir -p "$out"
+COLUMNS=120 mro demo --out runs/demo_bench 2>/dev/null | tee "$out/demo.txt"
+cp runs/demo_bench/vanilla/table.md "$out/vanilla.md"
+cp runs/demo_bench/tts-mro/table.md "$out/tts-mro.md"
