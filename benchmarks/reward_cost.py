@@ -23,6 +23,7 @@ from mro.rewards.multi import MultiReward, RewardConfig
 from mro.rewards.sgro import group_bounds
 from mro.sampling import DecodeConfig, generate
 from mro.tasks import get_task
+from mro.tasks.base import tiny_batch
 
 BATCH, REPEATS, STEPS = 128, 7, 12
 RESULTS = Path(__file__).parent / "results"
@@ -32,8 +33,7 @@ def main() -> dict:
     torch.set_num_threads(1)
     model = load_model("sudoku-tiny")
     task = get_task("sudoku")
-    laid = [task.tiny_input(ex, model.tokenizer) for ex in task.generate(BATCH, seed=7, min_blanks=12, max_blanks=12)]
-    prompts, responses = [x.prompt_ids for x in laid], [x.response_ids for x in laid]
+    prompts, responses = tiny_batch(task, task.generate(BATCH, seed=7, min_blanks=12, max_blanks=12), model.tokenizer)
     cfg = DecodeConfig(gen_length=16, steps=STEPS, temperature=0.25)
     reward = MultiReward(model, task, RewardConfig(rewards="tv,ppl"))
     rows = {}

@@ -20,6 +20,7 @@ from mro.eval.records import hardware, now
 from mro.models import load_model
 from mro.sampling import DecodeConfig, generate
 from mro.tasks import get_task
+from mro.tasks.base import tiny_batch
 
 BATCH, REPEATS = 64, 30
 OUT = Path(__file__).parent / "results" / "sampler_overhead.json"
@@ -30,8 +31,7 @@ def main() -> dict:
     model = load_model("sudoku-tiny")
     task = get_task("sudoku")
     examples = task.generate(BATCH, seed=99, split="test", min_blanks=10, max_blanks=12)
-    laid = [task.tiny_input(ex, model.tokenizer) for ex in examples]
-    prompts, responses = [x.prompt_ids for x in laid], [x.response_ids for x in laid]
+    prompts, responses = tiny_batch(task, examples, model.tokenizer)
     rows = {}
     for temperature in (0.0, 0.25):
         cfg = DecodeConfig(gen_length=16, steps=12, temperature=temperature)

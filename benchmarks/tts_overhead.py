@@ -23,6 +23,7 @@ from mro.rewards.multi import MultiReward
 from mro.sampling import DecodeConfig
 from mro.search import SearchConfig, get_decoder
 from mro.tasks import get_task
+from mro.tasks.base import tiny_batch
 
 BATCH, REPEATS, K, TEMP = 128, 7, 4, 0.5
 RESULTS = Path(__file__).parent / "results"
@@ -32,8 +33,7 @@ def main() -> dict:
     torch.set_num_threads(1)
     model = load_model("sudoku-tiny")
     task = get_task("sudoku")
-    laid = [task.tiny_input(ex, model.tokenizer) for ex in task.generate(BATCH, seed=5, min_blanks=10, max_blanks=12)]
-    prompts, responses = [x.prompt_ids for x in laid], [x.response_ids for x in laid]
+    prompts, responses = tiny_batch(task, task.generate(BATCH, seed=5, min_blanks=10, max_blanks=12), model.tokenizer)
     rows = []
     for steps in (4, 8):
         cfg = DecodeConfig(gen_length=16, steps=steps, temperature=TEMP)

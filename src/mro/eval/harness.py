@@ -35,6 +35,7 @@ from mro.sampling import DecodeConfig
 from mro.rewards.multi import MultiReward
 from mro.search import SearchConfig, get_decoder
 from mro.tasks import get_task
+from mro.tasks.base import tiny_batch
 
 
 @dataclass
@@ -121,12 +122,12 @@ def encode_examples(task, model, examples, cfg: EvalConfig) -> tuple[list[list[i
     if cfg.protocol == "tiny":
         if not isinstance(model.tokenizer, CharTokenizer):
             raise MroError("protocol 'tiny' is for the built-in tiny models; use --protocol d1 or mro")
-        laid = [task.tiny_input(ex, model.tokenizer) for ex in examples]
+        prompts, responses = tiny_batch(task, examples, model.tokenizer)
         gen_length = task.tiny_gen_length
         if cfg.gen_length not in (None, gen_length):
             raise MroError(f"task {task.name} lays out {gen_length} response tokens for tiny models, "
                            f"not gen_length {cfg.gen_length}")
-        return [x.prompt_ids for x in laid], [x.response_ids for x in laid], gen_length
+        return prompts, responses, gen_length
     from mro.tasks.protocols import get_protocol, prompt_ids
 
     get_protocol(cfg.protocol)  # one-line error for an unknown protocol

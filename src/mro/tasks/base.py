@@ -49,6 +49,12 @@ class TinyInput:
     response_ids: list[int]
 
 
+def tiny_batch(task: "Task", examples: list[Example], tokenizer) -> tuple[list[list[int]], list[list[int]]]:
+    """Prompt ids and pre-filled responses of ``examples`` in the tiny models' layout."""
+    laid = [task.tiny_input(ex, tokenizer) for ex in examples]
+    return [x.prompt_ids for x in laid], [x.response_ids for x in laid]
+
+
 def heldout_bucket(key: str, test_fraction: float = 0.1) -> bool:
     """True when a problem (by its canonical string) belongs to the held-out split."""
     h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
