@@ -136,12 +136,17 @@ def _sample_block(logits: torch.Tensor, cfg: DecodeConfig, generator: torch.Gene
         u = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
         gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
         x0 = (logits.double() / cfg.temperature + gumbel).argmax(-1)
-        logp = torch.log_softmax(logits / cfg.temperature, -1).gather(-1, x0[..., None]).squeeze(-1)
     else:
         x0 = logits.argmax(-1)
-        logp = torch.log_softmax(logits, -1).gather(-1, x0[..., None]).squeeze(-1)
+    picked = logits.gather(-1, x0[..., None]).squeeze(-1)
+    model_logp = picked - torch.logsumexp(logits, -1)
+    if cfg.temperature > 0:
+        scaled = logits / cfg.temperature
+        logp = picked / cfg.temperature - torch.logsumexp(scaled, -1)
+    else:
+        logp = model_logp  # at temperature 0 the sampler's distribution is softmax(logits)
     if cfg.remasking == "low_confidence":
-        conf = torch.softmax(logits, -1).gather(-1, x0[..., None]).squeeze(-1)
+        conf = model_logp.exp()
     else:
         conf = torch.rand(x0.shape, device=logits.device, generator=generator)
     return x0, conf, logp
@@ -187,8 +192,7 @@ def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: 
             break
         lo, hi = p + block * bl, p + (block + 1) * bl
         logits = _model_logits(model, traj, cfg, replicas if ran == 0 else 1)[:, lo:hi]
-        logits = logits.clone()
-        logits[..., banned] = float("-inf")
+        logits[..., banned] = float("-inf")  # in place: the full logits are this step's own, unused elsewhere
         x0, conf, logp = _sample_block(logits, cfg, generator)
         masked = traj.tokens[:, lo:hi] == model.mask_token_id
         conf = conf.masked_fill(~masked, float("-inf"))

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Rerun every CPU benchmark in turn (about 20 minutes on 2 cores); each writes benchmarks/results/.
+# Timing benchmarks run one at a time and pin one thread: run this on an otherwise idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+python benchmarks/sudoku_tokens_per_step.py
+python benchmarks/tts_sudoku.py
+bash benchmarks/correlation_sudoku.sh
+bash benchmarks/demo_output.sh
+python benchmarks/sampler_overhead.py
+python benchmarks/reward_cost.py
+python benchmarks/tts_overhead.py
