@@ -41,3 +41,17 @@ def test_causal_model_does_not_look_ahead():
     b = a.clone()
     b[0, -1] = 9
     assert torch.allclose(m.logits(a)[0, :-1], m.logits(b)[0, :-1])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_logits_at_equals_the_full_forward(causal):
+    torch.manual_seed(1)
+    m = TinyDLM.create(d_model=32, n_layers=2, n_heads=2, d_ff=64, causal=causal)
+    x = torch.randint(4, 20, (5, 9))
+    attn = torch.ones_like(x)
+    attn[1, :3] = 0  # left padding
+    attn[2, -2:] = 0 if causal else 1  # right padding (causal scorers)
+    pos = torch.tensor([0, 4, 5, 8, 3])
+    full = m.logits(x, attn)[torch.arange(5), pos]
+    assert torch.allclose(m.logits_at(x, attn, pos), full, atol=1e-5)
+    assert torch.allclose(m.logits_at(x, None, pos), m.logits(x)[torch.arange(5), pos], atol=1e-5)

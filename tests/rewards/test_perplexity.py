@@ -84,3 +84,18 @@ def test_smollm2_scores_text_sensibly():
         ["The sum of 27 and 15 is 42.", "The sum of 27 and 15 is 51.", "sum 42 The and of is 27 15."])
     assert right < wrong < shuffled
     assert texts_reward(scorer, ["The sum of 27 and 15 is 42."])[0] > texts_reward(scorer, ["sum 42 The and of is 27 15."])[0]
+
+
+def test_id_path_equals_text_path(scorer, tiny_model):
+    """The built-in DLM + scorer pair skips strings; the numbers must not change."""
+    import torch as t
+
+    from mro.sampling import DecodeConfig, generate
+
+    assert scorer.shares_vocabulary(tiny_model.tokenizer)
+    traj = generate(tiny_model, [[3], [3, 9]], DecodeConfig(gen_length=8, steps=4, temperature=2.0),
+                    generator=t.Generator().manual_seed(0))
+    fast = perplexity_rewards(scorer, tiny_model, traj, [0, 1, 3, 4])
+    texts = [x for s in (0, 1, 3, 4) for x in state_texts(tiny_model, traj, s)]
+    slow = t.tensor([ppl_to_reward(p) for p in scorer.perplexity(texts)]).view(4, 2).T
+    assert t.allclose(fast, slow, atol=1e-5)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from mro.errors import MroError
 from mro.models.tiny import TinyDLM
+from mro.models.tokenizer import SPECIAL_TOKENS, CharTokenizer
 
 
 class PerplexityScorer(Protocol):
@@ -54,9 +55,36 @@ class TinyARScorer:
             for r, x in enumerate(ids):
                 batch[r, :len(x)] = torch.tensor(x)
             attn = (batch != tok.pad_token_id).long()
-            logits = self.model.logits(batch.to(self.model.device), attn.to(self.model.device))
+            logits = self.model.logits(batch.to(self.model.device))  # right padding: causal attention never sees it
             out += perplexity_from_logits(logits[:, :-1], batch[:, 1:].to(logits.device),
                                           attn[:, 1:].bool().to(logits.device)).tolist()
+        return out
+
+
+    def shares_vocabulary(self, tokenizer) -> bool:
+        """True when ``tokenizer`` (a DLM's) has this scorer's ids, so states can skip the text round trip."""
+        return isinstance(tokenizer, CharTokenizer) and tokenizer.chars == self.model.tokenizer.chars
+
+    @torch.no_grad()
+    def perplexity_of_ids(self, ids: torch.Tensor) -> list[float]:
+        """Perplexity of each row of ``ids [R, L]`` with special tokens (mask, pad, ...) dropped.
+
+        The same numbers as :meth:`perplexity` of the decoded texts, without building strings.
+        """
+        tok = self.model.tokenizer
+        keep = ids >= len(SPECIAL_TOKENS)
+        order = torch.sort((~keep).to(torch.int8), dim=-1, stable=True).indices  # kept tokens first, in order
+        packed = ids.gather(-1, order)
+        valid = torch.arange(ids.shape[1], device=ids.device)[None, :] < keep.sum(-1, keepdim=True)
+        bos = torch.full((ids.shape[0], 1), tok.bos_token_id, dtype=ids.dtype, device=ids.device)
+        batch = torch.cat([bos, packed.masked_fill(~valid, tok.pad_token_id)], 1).to(self.model.device)
+        attn = torch.cat([torch.ones_like(valid[:, :1]), valid], 1).long().to(self.model.device)
+        out: list[float] = []
+        step = 128 if batch.device.type == "cpu" else 4096  # CPU matmuls slow down past ~128 rows
+        for i in range(0, len(batch), step):
+            b, a = batch[i:i + step], attn[i:i + step]
+            logits = self.model.logits(b)  # right padding under a causal mask: no token sees a pad
+            out += perplexity_from_logits(logits[:, :-1], b[:, 1:], a[:, 1:].bool()).tolist()
         return out
 
 

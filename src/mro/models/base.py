@@ -46,6 +46,15 @@ class DiffusionLM(ABC):
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Return ``[batch, length, vocab]`` logits aligned with ``input_ids``."""
 
+    def logits_at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  positions: torch.Tensor) -> torch.Tensor:
+        """``[B, V]`` logits of one position per row (``positions [B]``).
+
+        What token verification needs; backends may compute only that position's last layer.
+        """
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+        return self.logits(input_ids, attention_mask)[rows, positions]
+
     @property
     @abstractmethod
     def vocab_size(self) -> int:

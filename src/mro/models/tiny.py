@@ -55,6 +55,15 @@ def _apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(xc * rot).flatten(-2).type_as(x)
 
 
+def _query_rows(mask: torch.Tensor | None, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor | None:
+    """The attention mask of one query per row, ``[B, 1, 1, L]`` (or None)."""
+    if mask is None or (mask.dim() == 4 and mask.shape[-2] == 1):  # none, or key padding only
+        return mask
+    if mask.dim() == 2:  # causal [L, L]
+        return mask[positions][:, None, None, :]
+    return mask[rows, 0, positions][:, None, None, :]  # causal and padding [B, 1, L, L]
+
+
 class Block(nn.Module):
     def __init__(self, cfg: TinyConfig):
         super().__init__()
@@ -65,11 +74,19 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
 
-    def forward(self, x, rot, attn_mask):
+    def forward(self, x, rot, attn_mask, positions=None, is_causal=False):
+        """All positions; or, with ``positions [B]``, only that query per row: ``[B, d]``."""
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         q, k = _apply_rope(q, rot), _apply_rope(k, rot)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        if positions is not None:
+            rows = torch.arange(b, device=x.device)
+            q = q[rows, :, positions][:, :, None]  # [B, H, 1, hd]
+            attn_mask = _query_rows(attn_mask, rows, positions)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            h = x[rows, positions] + self.proj(y.reshape(b, d))
+            return h + self.ff(self.ln2(h))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, d))
         return x + self.ff(self.ln2(x))
 
@@ -94,7 +111,10 @@ class TinyTransformer(nn.Module):
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, L, V]`` logits; with ``positions [B]``, ``[B, V]`` at one position per row (the last
+        block then runs only that query, its MLP and the head: same numbers, less work)."""
         n = input_ids.shape[1]
         if n > self.cfg.max_len:
             raise MroError(f"sequence length {n} exceeds the tiny model's max_len {self.cfg.max_len}")
@@ -103,12 +123,14 @@ class TinyTransformer(nn.Module):
         if attention_mask is not None and not bool(attention_mask.all()):
             # key padding mask, broadcast over heads and queries
             mask = attention_mask.bool()[:, None, None, :]
-        if self.cfg.causal:
+        fast_causal = self.cfg.causal and mask is None and positions is None  # SDPA's own causal kernel
+        if self.cfg.causal and not fast_causal:
             tri = torch.ones(n, n, dtype=torch.bool, device=input_ids.device).tril()
             mask = tri if mask is None else (mask & tri)
         x = self.embed(input_ids)
-        for blk in self.blocks:
-            x = blk(x, rot, mask)
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, rot, mask, positions if i == last else None, is_causal=fast_causal)
         return self.head(self.ln_f(x))
 
 
@@ -131,6 +153,9 @@ class TinyDLM(DiffusionLM):
 
     def logits(self, input_ids, attention_mask=None):
         return self.module(input_ids, attention_mask)
+
+    def logits_at(self, input_ids, attention_mask, positions):
+        return self.module(input_ids, attention_mask, positions)
 
     @property
     def vocab_size(self) -> int:

@@ -37,8 +37,12 @@ def state_texts(model: DiffusionLM, traj: Trajectory, t: int) -> list[str]:
 def perplexity_rewards(scorer: PerplexityScorer, model: DiffusionLM, traj: Trajectory, at: Sequence[int],
                        upper: float = 100.0, scale: float = 100.0) -> torch.Tensor:
     """``R_ppl`` of the states after each step count in ``at``: ``[B, len(at)]``, all scored in one call."""
-    texts = [text for t in at for text in state_texts(model, traj, t)]
-    ppl = scorer.perplexity(texts)
+    if getattr(scorer, "shares_vocabulary", lambda _: False)(model.tokenizer):  # built-in pair: no strings
+        states = torch.cat([traj.state(t)[:, traj.prompt_length:] for t in at])
+        ppl = scorer.perplexity_of_ids(states)
+    else:
+        texts = [text for t in at for text in state_texts(model, traj, t)]
+        ppl = scorer.perplexity(texts)
     r = torch.tensor([ppl_to_reward(p, upper, scale) for p in ppl], dtype=torch.float32)
     return r.view(len(at), traj.batch_size).T.to(traj.tokens.device)
 

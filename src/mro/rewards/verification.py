@@ -69,7 +69,7 @@ def token_verification(model: DiffusionLM, traj: Trajectory, bounds: Sequence[tu
             ar = torch.arange(len(r), device=x.device)
             target = x[ar, c]
             x[ar, c] = model.mask_token_id
-            logits = model.logits(x, traj.attention_mask[r])[ar, c].float()
+            logits = model.logits_at(x, traj.attention_mask[r], c).float()
             logp[i:i + batch_size] = torch.log_softmax(logits, -1).gather(-1, target[:, None]).squeeze(-1)
         flat = rows * n + grp
         total.index_add_(0, flat, logp)
