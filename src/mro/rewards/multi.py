@@ -17,8 +17,8 @@ from mro.models.ar import PerplexityScorer, load_scorer
 from mro.models.base import DiffusionLM
 from mro.models.load import builtin_models
 from mro.rewards.combine import parse_rewards
-from mro.rewards.perplexity import perplexity_rewards
-from mro.rewards.quality import majority_vote, quality_reward
+from mro.rewards.perplexity import perplexity_rewards, state_texts
+from mro.rewards.quality import group_vote_targets, quality_reward
 from mro.rewards.sgro import group_intra
 from mro.rewards.verification import committed_in_groups, per_step_bounds, token_verification
 from mro.sampling.trajectory import Trajectory
@@ -93,12 +93,9 @@ class MultiReward:
             total = group_intra(total, shifted, mode="sum")
         return total
 
-    def answers(self, traj: Trajectory) -> list[Any]:
-        return [self.task.extract(t) for t in self.texts(traj)]
-
     def texts(self, traj: Trajectory) -> list[str]:
-        tok = self.model.tokenizer
-        return [tok.decode([x for x in row.tolist() if x != self.model.mask_token_id]) for row in traj.response.cpu()]
+        """Response texts of the trajectory's current state (mask tokens dropped)."""
+        return state_texts(self.model, traj, traj.steps_done)
 
     def quality(self, texts: Sequence[str], targets: Sequence[Any] | None = None,
                 examples: Sequence[Example] | None = None) -> torch.Tensor:
@@ -117,12 +114,7 @@ class MultiReward:
 
     def vote_targets(self, texts: Sequence[str], group: int) -> list[Any]:
         """Majority-vote answer of each consecutive block of ``group`` candidates, repeated per candidate."""
-        answers = [self.task.extract(t) for t in texts]
-        out = []
-        for i in range(0, len(answers), group):
-            target = majority_vote(answers[i:i + group], self.task.same_answer)
-            out += [target] * len(answers[i:i + group])
-        return out
+        return group_vote_targets(self.task, [self.task.extract(t) for t in texts], group)
 
 
 def default_scorer(model: DiffusionLM, task: Task, name: str | None) -> str:

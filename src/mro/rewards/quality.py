@@ -66,6 +66,19 @@ def quality_of_state(
     return quality_reward(task, example, state_text, target, correct_weight, format_weight)
 
 
+def group_vote_targets(task: Task, answers: Sequence[Any], group: int) -> list[Any]:
+    """Majority-vote answer of each consecutive block of ``group`` answers, repeated per member.
+
+    Test-time scaling lays out ``k`` candidates per prompt as consecutive rows; each candidate's
+    target is the vote of its own prompt's candidates.
+    """
+    out: list[Any] = []
+    for i in range(0, len(answers), group):
+        block = answers[i:i + group]
+        out += [majority_vote(block, task.same_answer)] * len(block)
+    return out
+
+
 def majority_vote(
     answers: Sequence[Any],
     same_answer: Callable[[Any, Any], bool] | None = None,

@@ -94,13 +94,5 @@ class Trajectory:
         rows = torch.arange(self.batch_size, device=self.tokens.device).repeat_interleave(k)
         return self.index(rows)
 
-    @staticmethod
-    def concat(parts: list["Trajectory"]) -> "Trajectory":
-        """Stack trajectories with the same prompt length and step count along the batch."""
-        first = parts[0]
-        if any(p.prompt_length != first.prompt_length or p.steps_done != first.steps_done for p in parts):
-            raise ValueError("can only concatenate trajectories of equal prompt length and steps")
-        return replace(first, **{k: torch.cat([getattr(p, k) for p in parts]) for k in _TENSORS})
-
 
 _TENSORS = ("tokens", "attention_mask", "conditioned", "commit_step", "logprob", "confidence")

@@ -18,7 +18,8 @@ import torch
 from mro.errors import MroError
 from mro.models.base import DiffusionLM
 from mro.rewards.multi import MultiReward, RewardConfig
-from mro.rewards.quality import majority_vote
+from mro.rewards.perplexity import state_texts
+from mro.rewards.quality import group_vote_targets
 from mro.sampling import DecodeConfig, Trajectory, denoise, start
 from mro.search.decoders import DecodeResult, register_decoder
 
@@ -126,15 +127,11 @@ def best_of_n(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generat
         f0, s0 = reward.dlm_forwards, reward.scorer_texts
 
     def score(cands: Trajectory, seg: tuple[int, int], final: bool) -> torch.Tensor:
-        tok = model.tokenizer
-        texts = [tok.decode(r.tolist()) for r in cands.response.cpu()]
+        texts = state_texts(model, cands, cands.steps_done)
         if search.select == "vote":
             answers = [task.extract(t) for t in texts]
-            out = []
-            for i in range(0, len(answers), k):
-                target = majority_vote(answers[i:i + k], task.same_answer)
-                out += [float(a is not None and target is not None and task.same_answer(a, target))
-                        for a in answers[i:i + k]]
+            targets = group_vote_targets(task, answers, k)
+            out = [float(a is not None and t is not None and task.same_answer(a, t)) for a, t in zip(answers, targets)]
             return torch.tensor(out, device=cands.tokens.device)
         intra = reward.intra(cands, [(0, cfg.steps)], generator=generator)[:, 0]
         q = reward.quality(texts, targets=reward.vote_targets(texts, k)) if reward.weights.w_q else 0.0
