@@ -1,6 +1,8 @@
 """The ``mro`` command: parse a config, call one function per verb.
 
-Errors meant for users (``MroError``) print as one line, ``mro: error: ...``, exit status 2.
+Errors meant for users (``MroError``) print as one line, ``mro: error: ...``, exit status 2. So
+do bad flags (argparse's own errors) and, as a last net, a file that cannot be read or written
+or is not UTF-8 text wherever it is opened.
 """
 
 from __future__ import annotations
@@ -24,6 +26,20 @@ def _train_ar(args):
 
     out = train_ar(from_args(ARConfig, args))
     print(f"saved scorer to {out}")
+
+
+def _train_rl(args):
+    from mro.train.rl import RLConfig, train_rl
+
+    out = train_rl(from_args(RLConfig, args))
+    print(f"best model (by validation): {out}")
+
+
+def _train_rs(args):
+    from mro.train.rejection import RSConfig, train_rs
+
+    out = train_rs(from_args(RSConfig, args))
+    print(f"best model (by validation): {out}")
 
 
 def _eval(args):
@@ -55,15 +71,27 @@ def _demo(args):
     run_demo(from_args(DemoConfig, args))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line, ``mro: error: ...``, exit status 2 (no usage dump)."""
+
+    def error(self, message: str):
+        sub = self.prog[len("mro"):].strip()
+        hint = f" (see mro {sub + ' ' if sub else ''}--help)"
+        print(f"mro: error: {' '.join(message.split())}{hint}", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mro.eval.correlation import CorrelationConfig
     from mro.eval.demo import DemoConfig
     from mro.eval.harness import EvalConfig
     from mro.eval.show import ShowConfig
     from mro.train.ar import ARConfig
+    from mro.train.rejection import RSConfig
+    from mro.train.rl import RLConfig
     from mro.train.sft import SFTConfig
 
-    parser = argparse.ArgumentParser(prog="mro", description="Multi-Reward Optimization for masked diffusion LMs")
+    parser = _Parser(prog="mro", description="Multi-Reward Optimization for masked diffusion LMs")
     verbs = parser.add_subparsers(dest="verb", required=True)
     train = verbs.add_parser("train", help="train a model").add_subparsers(dest="mode", required=True)
     sft = train.add_parser("sft", help="masked-diffusion SFT of the built-in tiny model on a task")
@@ -72,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     ar = train.add_parser("ar", help="train the built-in tiny causal LM that scores perplexity (R_ppl)")
     add_arguments(ar, ARConfig)
     ar.set_defaults(func=_train_ar)
+    rl = train.add_parser("rl", help="reinforcement learning with the multi-reward and SGRO (REINFORCE, optional PPO/KL)")
+    add_arguments(rl, RLConfig)
+    rl.set_defaults(func=_train_rl)
+    rs = train.add_parser("rs", help="rejection sampling: collect TTS-MRO trajectories, fine-tune on their transitions")
+    add_arguments(rs, RSConfig)
+    rs.set_defaults(func=_train_rs)
     ev = verbs.add_parser("eval", help="evaluate a model on a task over a grid of step counts")
     add_arguments(ev, EvalConfig)
     ev.set_defaults(func=_eval)
@@ -94,7 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except MroError as e:
-        print(f"mro: error: {e}", file=sys.stderr)
+        print(f"mro: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as e:
+        print(f"mro: error: a file is not UTF-8 text ({e.reason} at byte {e.start})", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:
+            raise
+        print(f"mro: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mro: interrupted", file=sys.stderr)

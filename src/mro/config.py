@@ -3,7 +3,10 @@
 Each config is a dataclass whose fields carry ``metadata={"help": ...}``. Values are layered:
 field defaults, then a YAML file (``--config file.yaml``), then ``--field-name value`` flags.
 Every value goes through one converter, so a bad value from YAML or the command line gives the
-same one-line ``MroError`` naming the field. Written by hand (about 100 lines) because
+same one-line ``MroError`` naming the field. Numbers are checked once, here, for every verb:
+floats must be finite, whole numbers must fit in 64 bits, seeds lie in ``[0, 2**32)``, and a
+field's ``metadata`` may bound it: ``"min"``/``"max"`` (inclusive), ``"gt"``/``"lt"`` (strict).
+Written by hand (about 100 lines) because
 transformers' ``HfArgumentParser`` does not layer YAML under command-line flags nor report bad
 values in one line.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -20,6 +24,7 @@ from typing import Any
 import yaml
 
 from mro.errors import MroError
+from mro.io import read_text
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -61,19 +66,68 @@ def convert(name: str, tp, value: Any) -> Any:
                 return s in _TRUE
             raise ValueError
         if tp is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            if isinstance(value, (bool, list, dict)) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(str(value)) if isinstance(value, str) else int(value)
+            out = int(str(value).strip()) if isinstance(value, str) else int(value)
+            if not -INT_LIMIT <= out < INT_LIMIT:
+                raise MroError(f"config field {name!r} is too large: {value!r} does not fit in 64 bits")
+            return out
         if tp is float:
-            if isinstance(value, bool):
+            if isinstance(value, (bool, list, dict)):
                 raise ValueError
-            return float(value)
+            out = float(value)
+            if not math.isfinite(out):
+                raise MroError(f"config field {name!r} must be a finite number, got {value!r}")
+            return out
         if tp is str:
+            if isinstance(value, (list, dict)):
+                raise ValueError
             return str(value)
-    except ValueError:
-        kind = {bool: "true or false", int: "a whole number", float: "a number"}[tp]
+    except (ValueError, TypeError, OverflowError):
+        kind = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}[tp]
         raise MroError(f"config field {name!r} must be {kind}, got {value!r}") from None
     return value
+
+
+#: whole numbers must lie in ``[-INT_LIMIT, INT_LIMIT)`` (what torch and numpy hold)
+INT_LIMIT = 2 ** 63
+#: seeds lie in ``[0, SEED_LIMIT)`` (what every generator takes, with room for derived seeds)
+SEED_LIMIT = 2 ** 32
+
+
+def check_range(name: str, value: Any, metadata) -> None:
+    """Bounds of a field from its ``metadata`` (``min``, ``max``, ``gt``, ``lt``); every item of a
+    list; a field named ``seed`` or ``*_seed`` lies in ``[0, 2**32)`` unless its metadata says
+    otherwise. One-line ``MroError`` naming the field."""
+    meta = dict(metadata or {})
+    if (name == "seed" or name.endswith("_seed")) and not ({"min", "max", "gt", "lt"} & set(meta)):
+        meta.update(min=0, max=SEED_LIMIT - 1)
+    if not {"min", "max", "gt", "lt"} & set(meta):
+        return
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        if "min" in meta and v < meta["min"]:
+            raise MroError(f"{name} must be >= {meta['min']}, got {v}")
+        if "max" in meta and v > meta["max"]:
+            raise MroError(f"{name} must be <= {meta['max']}, got {v}")
+        if "gt" in meta and not v > meta["gt"]:
+            raise MroError(f"{name} must be > {meta['gt']}, got {v}")
+        if "lt" in meta and not v < meta["lt"]:
+            raise MroError(f"{name} must be < {meta['lt']}, got {v}")
+
+
+def check_fields(cfg) -> None:
+    """Check every field of a config instance against its bounds (for ``__post_init__``, so
+    configs built in Python get the same checks as ones built from flags)."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name, None)
+        if v is None:
+            continue
+        for item in v if isinstance(v, (list, tuple)) else [v]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise MroError(f"{f.name} must be a finite number, got {item}")
+        check_range(f.name, v, f.metadata)
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
@@ -87,8 +141,15 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
         help_text = f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if isinstance(default, (list, tuple)):
+            default = ",".join(map(str, default))
+        if "default" not in help_text:  # a help text that explains its default says it once
+            help_text = f"{help_text} (default: {default})"
+        help_text = help_text.replace("%", "%%")
+        # a bare boolean flag (``--resume``) means true; ``--resume false`` still works
+        flag_kwargs = {"nargs": "?", "const": "true"} if f.type in (bool, "bool") else {}
         parser.add_argument(_flag(f.name), dest=f.name, default=argparse.SUPPRESS, metavar="V",
-                            help=f"{help_text} (default: {default})")
+                            help=help_text, **flag_kwargs)
 
 
 def build(cls, values: dict | None = None, config_file: str | None = None):
@@ -96,10 +157,9 @@ def build(cls, values: dict | None = None, config_file: str | None = None):
     merged: dict[str, Any] = {}
     if config_file:
         path = Path(config_file)
-        if not path.is_file():
-            raise MroError(f"config file {path} does not exist")
+        text = read_text(path, "config file")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
             raise MroError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(loaded, dict):
@@ -108,10 +168,15 @@ def build(cls, values: dict | None = None, config_file: str | None = None):
     merged.update(values or {})
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(merged) - known)
+    unknown = sorted(str(k) for k in set(merged) - known)
     if unknown:
         raise MroError(f"unknown config field {unknown[0]!r} for {cls.__name__}; known: {', '.join(sorted(known))}")
-    return cls(**{k: convert(k, hints[k], v) for k, v in merged.items()})
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
+    values = {k: convert(k, hints[k], v) for k, v in merged.items()}
+    for k, v in values.items():
+        if v is not None:
+            check_range(k, v, meta[k])
+    return cls(**values)
 
 
 def from_args(cls, args: argparse.Namespace):

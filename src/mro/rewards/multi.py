@@ -112,6 +112,20 @@ class MultiReward:
                                       self.cfg.correct_weight, self.cfg.format_weight))
         return self.weights.w_q * torch.tensor(out)
 
+    def potentials(self, traj: Trajectory, at: Sequence[int], examples: Sequence[Example]) -> torch.Tensor:
+        """``[B, len(at)]`` the SGRO potential ``Phi`` of the states after each step count in ``at``
+        (docs/method.md section 4): ``task.potential`` of the state's text, where a task with a
+        ``hole`` character (Sudoku's blank ``0``) sees still-masked positions written as it under
+        the built-in character tokenizer, and other tasks see the text with masks dropped."""
+        from mro.models.tokenizer import CharTokenizer
+
+        hole = getattr(self.task, "hole", None) if isinstance(self.model.tokenizer, CharTokenizer) else None
+        out = torch.zeros(traj.batch_size, len(at))
+        for j, t in enumerate(at):
+            for i, (ex, text) in enumerate(zip(examples, state_texts(self.model, traj, t, hole=hole))):
+                out[i, j] = self.task.potential(ex, text)
+        return out
+
     def vote_targets(self, texts: Sequence[str], group: int) -> list[Any]:
         """Majority-vote answer of each consecutive block of ``group`` candidates, repeated per candidate."""
         return group_vote_targets(self.task, [self.task.extract(t) for t in texts], group)

@@ -28,9 +28,13 @@ def ppl_to_reward(ppl: float, upper: float = 100.0, scale: float = 100.0) -> flo
     return (upper - min(ppl, upper)) / scale
 
 
-def state_texts(model: DiffusionLM, traj: Trajectory, t: int) -> list[str]:
-    """The response text of the state after ``t`` steps, mask tokens dropped."""
+def state_texts(model: DiffusionLM, traj: Trajectory, t: int, hole: str | None = None) -> list[str]:
+    """The response text of the state after ``t`` steps, mask tokens dropped (or, with ``hole``,
+    written as that character: character tokenizers only)."""
     response = traj.state(t)[:, traj.prompt_length:].cpu()
+    if hole is not None:
+        (hole_id,) = model.tokenizer.encode(hole)
+        response = response.masked_fill(response == model.mask_token_id, hole_id)
     return [model.tokenizer.decode([x for x in row.tolist() if x != model.mask_token_id]) for row in response]
 
 

@@ -125,6 +125,15 @@ class Task(ABC):
         """
         return 1.0 if self.extract(response) is not None else 0.0
 
+    def potential(self, example: Example, state: str) -> float:
+        """The SGRO potential ``Phi`` of an intermediate state (docs/method.md section 4), in [0, 1].
+
+        ``state`` is the state's response text (masks dropped, or written as :attr:`hole` where
+        the task has one). Default: the primary metric of that text, i.e. the quality reward's
+        correctness, which an unfinished state rarely earns.
+        """
+        return float(self.score(example, state)[self.metrics[0]]) if state else 0.0
+
     def same_answer(self, a: Any, b: Any) -> bool:
         """Whether two extracted answers are the same (majority vote, test-time ``R_q``)."""
         return a == b

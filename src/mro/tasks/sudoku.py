@@ -247,6 +247,17 @@ class SudokuTask(Task):
         digits = [c for c in last_answer_block(response) if c in "0123456789"]
         return float(len(digits) == CELLS and all(c in DIGITS for c in digits))
 
+    #: how a still-masked cell is written in a state's text (the puzzle format's blank)
+    hole = "0"
+
+    def potential(self, example: Example, state: str) -> float:
+        """1.0 while the state (blanks as ``0``) keeps the givens and can still be completed to a
+        valid grid, else 0.0; on a finished grid this is ``solved`` (docs/method.md section 4)."""
+        grid = self.extract(state)
+        if grid is None or not keeps_givens(example.data["puzzle"], grid):
+            return 0.0
+        return float(count_solutions(grid, limit=1) > 0)
+
     def score(self, example: Example, response: str) -> dict[str, float]:
         """``solved``: any valid completion keeping the givens; ``cell_accuracy``: over the blanks.
 

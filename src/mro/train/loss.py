@@ -36,3 +36,20 @@ def masked_diffusion_loss(model: DiffusionLM, tokens: torch.Tensor, maskable: to
     ce = F.cross_entropy(logits[noise].float(), tokens[noise], reduction="none")
     lengths = maskable.sum(-1, keepdim=True).clamp_min(1).expand_as(tokens)
     return (ce / (p_mask[noise] * lengths[noise])).sum() / b
+
+
+def committed_logprobs(model: DiffusionLM, states: torch.Tensor, attention_mask: torch.Tensor | None,
+                       tokens: torch.Tensor, committed: torch.Tensor, prompt_length: int,
+                       temperature: float, banned: list[int]) -> torch.Tensor:
+    """``[B, G]`` log-probabilities of ``tokens`` at the ``committed`` response positions, given ``states``.
+
+    The policy of docs/method.md section 7: the sampler's own distribution at this state,
+    ``softmax(logits / temperature)`` with the ``banned`` ids (mask, and EOS when suppressed) at
+    ``-inf``, exactly as the sampler drew from it; 0 where nothing was committed. Differentiable.
+    """
+    logits = model.logits(states, attention_mask)[:, prompt_length:].float()
+    logits = logits.index_fill(-1, torch.tensor(banned, device=logits.device), float("-inf"))
+    if temperature > 0:
+        logits = logits / temperature
+    logp = torch.log_softmax(logits, -1).gather(-1, tokens[..., None]).squeeze(-1)
+    return torch.where(committed, logp, torch.zeros_like(logp))

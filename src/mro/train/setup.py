@@ -1,0 +1,122 @@
+"""Model, optimizer and distributed setup for the MRO trainers, on accelerate.
+
+One code path for one CPU process and for ``accelerate launch`` with DDP, FSDP or DeepSpeed
+underneath (our code starts no processes of its own). Hugging Face models can train LoRA
+adapters through ``peft``; the saved adapter folder loads back with ``--model``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from pathlib import Path
+
+import torch
+
+from mro.errors import MroError
+from mro.models.base import DiffusionLM
+from mro.models.load import load_model
+
+
+def make_accelerator(cfg, grad_accum: int):
+    """An ``Accelerator`` whose gradient accumulation matches one optimizer step of ``grad_accum`` micro-batches."""
+    import os
+
+    from accelerate import Accelerator
+
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise MroError("--device cuda was asked for but torch sees no CUDA device")
+    cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    kwargs = {"cpu": True} if cpu and not distributed else {}
+    return Accelerator(gradient_accumulation_steps=grad_accum, **kwargs)
+
+
+def apply_lora(model: DiffusionLM, cfg) -> None:
+    """Wrap a Hugging Face model's module with LoRA adapters (only they will train)."""
+    from mro.models.hf import HFDiffusionLM
+
+    if not isinstance(model, HFDiffusionLM):
+        raise MroError("--lora-r is for Hugging Face models; the built-in tiny models train in full")
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise MroError("LoRA needs peft: pip install 'mro[hf]'") from None
+    targets = cfg.lora_targets.strip()
+    target_modules = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=target_modules, bias="none")
+    try:
+        model.module = get_peft_model(model.module, lcfg)
+    except ValueError as e:
+        raise MroError(f"LoRA: {str(e).splitlines()[0]}") from None
+
+
+def load_trainable(cfg, device: torch.device) -> DiffusionLM:
+    """The model to train, on ``device``: LoRA-wrapped and/or gradient-checkpointed when asked."""
+    model = load_model(cfg.model, device=str(device), dtype=cfg.dtype)
+    if cfg.lora_r:
+        apply_lora(model, cfg)
+    if cfg.grad_checkpointing:
+        enable = getattr(model.module, "gradient_checkpointing_enable", None)
+        if enable is None:
+            raise MroError(f"{cfg.model} does not support gradient checkpointing")
+        enable()
+    model.module.eval()  # no dropout: the policy that is scored is the policy that sampled
+    return model
+
+
+def optimizer_for(model: DiffusionLM, cfg, total_updates: int | None):
+    params = [p for p in model.module.parameters() if p.requires_grad]
+    if not params:
+        raise MroError(f"{cfg.model} has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
+    warm = max(1, cfg.warmup)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+    return opt, sched
+
+
+@contextlib.contextmanager
+def reference_policy(model: DiffusionLM):
+    """The frozen starting policy for the KL term: adapters switched off under LoRA."""
+    module = getattr(model.module, "module", model.module)  # unwrap DDP
+    disable = getattr(module, "disable_adapter", None)
+    if disable is not None:
+        with disable():
+            yield model
+    else:
+        yield model
+
+
+def frozen_copy(model: DiffusionLM) -> DiffusionLM:
+    """A frozen copy of the starting model (the KL reference when it is not a LoRA model)."""
+    ref = copy.copy(model)
+    ref.module = copy.deepcopy(getattr(model.module, "module", model.module)).eval()
+    for p in ref.module.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def save_model(accelerator, model: DiffusionLM, prepared, folder: Path) -> None:
+    """Save the trained model (or its LoRA adapter) as a folder ``--model`` loads."""
+    from mro.models.tiny import TinyDLM
+
+    accelerator.wait_for_everyone()
+    state = accelerator.get_state_dict(prepared)
+    raw = accelerator.unwrap_model(prepared)
+    if accelerator.is_main_process:
+        tmp = folder.with_name(folder.name + ".tmp")
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(model, TinyDLM):
+            TinyDLM(raw, model.tokenizer, model.name).save(tmp)
+        else:
+            raw.save_pretrained(str(tmp), state_dict=state)
+            model.tokenizer.save_pretrained(str(tmp))
+        old = folder.with_name(folder.name + ".old")
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
