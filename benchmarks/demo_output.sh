@@ -10,5 +10,5 @@ COLUMNS=120 mro demo --out runs/demo_bench 2>/dev/null | tee "$out/demo.txt"
 end=$(date +%s.%N)
 python3 -c "import sys; print(f'mro demo wall time: {float(sys.argv[2]) - float(sys.argv[1]):.1f} s on', sys.argv[3], 'cores')" \
   "$start" "$end" "$(nproc)" | tee "$out/demo_time.txt"
-cp runs/demo_bench/vanilla/table.md "$out/vanilla.md"
-cp runs/demo_bench/tts-mro/table.md "$out/tts-mro.md"
+cp runs/demo_bench/n500-seed0/vanilla/table.md "$out/vanilla.md"
+cp runs/demo_bench/n500-seed0/tts-mro/table.md "$out/tts-mro.md"

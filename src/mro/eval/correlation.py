@@ -24,10 +24,11 @@ import torch
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from mro.config import to_dict
+from mro.config import check_fields, to_dict
 from mro.errors import MroError
 from mro.eval.harness import EvalConfig, decode_config, encode_examples, load_examples
 from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
+from mro.io import OutputLock, atomic_write_json, atomic_write_text, check_output_folder, read_json
 from mro.models import load_model
 from mro.rewards.multi import MultiReward, RewardConfig
 from mro.rewards.quality import majority_vote
@@ -45,23 +46,26 @@ class CorrelationConfig(RewardConfig):
     model: str = field(default="sudoku-tiny", metadata={"help": "model name or path"})
     task: str = field(default="sudoku", metadata={"help": "task name"})
     data: str | None = field(default=None, metadata={"help": "data file (default: the task's generator)"})
-    n: int = field(default=500, metadata={"help": "problems"})
+    n: int = field(default=500, metadata={"help": "problems", "min": 1, "max": 100_000})
     task_options: str = field(default="min_blanks=10,max_blanks=12", metadata={"help": "generator options k=v,..."})
     data_seed: int = field(default=1234, metadata={"help": "seed of the generated problems"})
     protocol: str = field(default="tiny", metadata={"help": "prompt protocol"})
-    seeds: int = field(default=5, metadata={"help": "decoding runs per problem (seeds 0..N-1)"})
-    steps: int | None = field(default=None, metadata={"help": "denoising steps"})
-    tokens_per_step: float | None = field(default=4, metadata={"help": "or: tokens per step"})
+    seeds: int = field(default=5, metadata={"help": "decoding runs per problem (seeds 0..N-1)", "min": 2, "max": 1000})
+    steps: int | None = field(default=None, metadata={"help": "denoising steps", "min": 1})
+    tokens_per_step: float | None = field(default=4, metadata={"help": "or: tokens per step", "gt": 0})
     gen_length: int | None = field(default=None, metadata={"help": "response length (default: the task's)"})
-    block_length: int | None = field(default=None, metadata={"help": "block length"})
+    block_length: int | None = field(default=None, metadata={"help": "block length", "min": 1})
     temperature: float = field(default=0.5, metadata={"help": "sampling temperature (> 0: runs must differ)"})
-    batch_size: int = field(default=250, metadata={"help": "problems per batch"})
-    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the Spearman interval"})
+    batch_size: int = field(default=250, metadata={"help": "problems per batch", "min": 1})
+    bootstrap: int = field(default=1000, metadata={
+        "help": "bootstrap resamples for the Spearman interval", "min": 10, "max": 1_000_000})
     out: str = field(default="runs/correlation", metadata={"help": "output folder"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
 
     def __post_init__(self):
         super().__post_init__()
+        check_fields(self)
+        check_output_folder(self.out)
         if self.seeds < 2:
             raise MroError(f"seeds must be >= 2 (the inter score votes across runs), got {self.seeds}")
         if self.temperature <= 0:
@@ -76,8 +80,11 @@ def _as_eval(cfg: CorrelationConfig) -> EvalConfig:
                       block_length=cfg.block_length, temperature=cfg.temperature, progress=False)
 
 
-def decode_and_score(cfg: CorrelationConfig, out: Path) -> tuple[list[dict], dict]:
-    """Decode every (seed, problem) and write its intra score and answer (resumable)."""
+def decode_and_score(cfg: CorrelationConfig, out: Path, settings: tuple[Path, dict] | None = None
+                     ) -> tuple[list[dict], dict]:
+    """Decode every (seed, problem) and write its intra score and answer (resumable).
+
+    ``settings``: ``(path, data)`` written once everything is loaded, before the first row."""
     task = get_task(cfg.task)
     ecfg = _as_eval(cfg)
     examples, source = load_examples(task, ecfg)
@@ -86,8 +93,12 @@ def decode_and_score(cfg: CorrelationConfig, out: Path) -> tuple[list[dict], dic
     prompts, responses, gen_length = encode_examples(task, model, examples, ecfg)
     most = max(sum(t == model.mask_token_id for t in r) for r in responses) if responses else gen_length
     steps = cfg.steps or max(1, math.ceil(most / cfg.tokens_per_step))
+    if steps > gen_length:
+        raise MroError(f"steps {steps} exceed the {gen_length} response positions; use at most {gen_length}")
     dcfg = decode_config(ecfg, gen_length, steps)
     reward = MultiReward(model, task, cfg)
+    if settings is not None:
+        atomic_write_json(*settings)
     path = out / "responses.jsonl"
     done = {(r["seed"], r["index"]) for r in repair_jsonl(path)}
     batches = [(s, j) for s in range(cfg.seeds) for j in range(0, len(examples), cfg.batch_size)]
@@ -242,19 +253,29 @@ def plot(result: dict, path: Path) -> Path:
 
 
 def run_correlation(cfg: CorrelationConfig) -> dict:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(cfg.out) as out:
+        return _run_locked(cfg, out)
+
+
+def _run_locked(cfg: CorrelationConfig, out: Path) -> dict:
     cfg_path = out / "config.json"
-    mine = {k: v for k, v in to_dict(cfg).items() if k not in ("out", "device", "batch_size", "bootstrap")}
-    if cfg_path.is_file() and json.loads(cfg_path.read_text()) != mine:
-        raise MroError(f"{out} holds a correlation run with other settings; use a new --out")
-    cfg_path.write_text(json.dumps(mine, indent=2))
-    rows, meta = decode_and_score(cfg, out)
+    # the bootstrap only reads the rows; every other field (batch size and device included) shapes them
+    mine = json.loads(json.dumps({k: v for k, v in to_dict(cfg).items() if k not in ("out", "bootstrap")}))
+    mine["device"] = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else (
+        "cpu" if cfg.device == "auto" else cfg.device.split(":")[0])
+    if cfg_path.is_file():
+        old = read_json(cfg_path, "run settings file")
+        if old != mine:
+            diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k)) if isinstance(old, dict) \
+                else ["settings"]
+            raise MroError(f"{out} holds a correlation run with other settings ({diff[0]} differs); resume "
+                           "with the same settings or use a new --out")
+    rows, meta = decode_and_score(cfg, out, settings=None if cfg_path.is_file() else (cfg_path, mine))
     add_inter(rows, get_task(cfg.task), cfg)
     result = analyze(rows, cfg.seeds, cfg.bootstrap)
     result.update({"meta": meta, "config": mine, "hardware": hardware(), "date": now()})
-    (out / "summary.json").write_text(json.dumps(result, indent=2))
-    (out / "table.md").write_text(table(result, meta))
+    atomic_write_json(out / "summary.json", result)
+    atomic_write_text(out / "table.md", table(result, meta))
     result["plot"] = str(plot(result, out / "correlation.png"))
     result["table"] = str(out / "table.md")
     return result

@@ -2,7 +2,9 @@
 
 Every row and the summary record the model, task, data, protocol, decoding settings, seed and
 hardware. Rows are appended batch by batch and flushed, so an interrupted run resumes where it
-stopped (same ``--out``) and loses nothing already written. Batch ``j`` of a setting always
+stopped (same ``--out``) and loses nothing already written. One run at a time per folder (a
+lock on ``--out``); a resumed run must have the same settings, batch size and device included
+(``eval_config.json``); a corrupt row is reported and dropped alone, then recomputed. Batch ``j`` of a setting always
 holds the same examples and draws its noise from ``seed`` and ``j``, so results do not depend
 on how a run was split (resumed, or sharded over ``accelerate launch`` processes).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +28,11 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from mro.config import to_dict
+from mro.config import check_fields, to_dict
 from mro.errors import MroError
 from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
 from mro.eval.report import accuracy_plot, markdown_table
+from mro.io import OutputLock, atomic_write_json, atomic_write_text, check_output_folder, read_json
 from mro.models import load_model
 from mro.models.tokenizer import CharTokenizer
 from mro.sampling import DecodeConfig
@@ -36,6 +40,10 @@ from mro.rewards.multi import MultiReward
 from mro.search import SearchConfig, get_decoder
 from mro.tasks import get_task
 from mro.tasks.base import tiny_batch
+
+
+#: most examples one evaluation takes (generating 100k problems takes seconds to a minute)
+MAX_EXAMPLES = 100_000
 
 
 @dataclass
@@ -46,24 +54,27 @@ class EvalConfig(SearchConfig):
     task: str = field(default="sudoku", metadata={"help": "task name"})
     data: str | None = field(default=None, metadata={"help": "data file (default: the task's generator)"})
     n: int | None = field(default=500, metadata={
-        "help": "number of examples (first n of the file; null in a config file: all of it)"})
+        "help": "number of examples (first n of the file; null in a config file: all of it)",
+        "min": 1, "max": MAX_EXAMPLES})
     task_options: str = field(default="", metadata={
         "help": "generator options as k=v,k=v (sudoku: min_blanks, max_blanks, unique)"})
     data_seed: int = field(default=1234, metadata={"help": "seed of the generated test problems"})
     protocol: str = field(default="tiny", metadata={"help": "prompt protocol: tiny (built-in layout), d1, mro"})
     decode: str = field(default="vanilla", metadata={"help": "decoding method"})
     gen_length: int | None = field(default=None, metadata={"help": "response length (default: the task's)"})
-    steps: list[int] | None = field(default=None, metadata={"help": "step counts to evaluate, e.g. 12,6,4"})
+    steps: list[int] | None = field(default=None, metadata={"help": "step counts to evaluate, e.g. 12,6,4", "min": 1})
     tokens_per_step: list[float] | None = field(default=None, metadata={
-        "help": "alternative to steps: steps = ceil(most masked positions / tokens per step)"})
-    block_length: int | None = field(default=None, metadata={"help": "block length (default: gen_length)"})
+        "help": "alternative to steps: steps = ceil(most masked positions / tokens per step)", "gt": 0})
+    block_length: int | None = field(default=None, metadata={
+        "help": "block length (default: gen_length)", "min": 1})
     temperature: float | None = field(default=None, metadata={
-        "help": "sampling temperature (default: the protocol's, d1 0 and mro 0.25; tiny 0)"})
+        "help": "sampling temperature (default: the protocol's, d1 0 and mro 0.25; tiny 0)", "min": 0})
     remasking: str = field(default="low_confidence", metadata={"help": "low_confidence | random"})
-    cfg_scale: float = field(default=0.0, metadata={"help": "classifier-free guidance scale"})
-    threshold: float | None = field(default=None, metadata={"help": "confidence-threshold parallel decoding"})
+    cfg_scale: float = field(default=0.0, metadata={"help": "classifier-free guidance scale", "min": 0})
+    threshold: float | None = field(default=None, metadata={
+        "help": "confidence-threshold parallel decoding", "gt": 0, "max": 1})
     suppress_eos: bool = field(default=False, metadata={"help": "never sample EOS"})
-    batch_size: int = field(default=64, metadata={"help": "examples per batch"})
+    batch_size: int = field(default=64, metadata={"help": "examples per batch", "min": 1})
     seed: int = field(default=0, metadata={"help": "decoding seed"})
     out: str = field(default="runs/eval", metadata={"help": "output folder"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
@@ -73,6 +84,8 @@ class EvalConfig(SearchConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        check_fields(self)
+        check_output_folder(self.out)
         if self.n is not None and self.n < 1:
             raise MroError(f"n must be >= 1, got {self.n}")
         if self.batch_size < 1:
@@ -94,7 +107,10 @@ def parse_options(text: str) -> dict:
         if "=" not in part:
             raise MroError(f"task option {part!r} is not of the form key=value")
         k, v = part.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        try:
+            out[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError:
+            raise MroError(f"task option {part!r} has a value that cannot be read") from None
     return out
 
 
@@ -107,10 +123,12 @@ def load_examples(task, cfg: EvalConfig):
         if cfg.n is None:
             raise MroError(f"n must be a number when the problems are generated (no data file for {task.name})")
         options = parse_options(cfg.task_options)
+        if cfg.n >= 10_000:
+            print(f"generating {cfg.n} {task.name} problems ...", file=sys.stderr, flush=True)
         try:
             examples = task.generate(cfg.n, seed=cfg.data_seed, split="test", **options)
         except TypeError as e:
-            raise MroError(f"bad task option for {task.name}: {e}") from None
+            raise MroError(f"bad task option for {task.name}: {' '.join(str(e).split())}") from None
         source = f"generated test split (seed {cfg.data_seed}{', ' + cfg.task_options if options else ''})"
     if not examples:
         raise MroError(f"no examples to evaluate from {source}")
@@ -122,6 +140,13 @@ def encode_examples(task, model, examples, cfg: EvalConfig) -> tuple[list[list[i
     if cfg.protocol == "tiny":
         if not isinstance(model.tokenizer, CharTokenizer):
             raise MroError("protocol 'tiny' is for the built-in tiny models; use --protocol d1 or mro")
+        trained = getattr(model, "task", None)
+        if trained and trained != task.name:
+            raise MroError(f"model {cfg.model} was trained on {trained}, not {task.name}: its layout and "
+                           f"vocabulary do not fit; pick a {task.name} model or --task {trained}")
+        if not task.tiny_gen_length:
+            raise MroError(f"task {task.name} has no layout for the built-in tiny models; "
+                           "use --protocol d1 or mro with a real model")
         prompts, responses = tiny_batch(task, examples, model.tokenizer)
         gen_length = task.tiny_gen_length
         if cfg.gen_length not in (None, gen_length):
@@ -148,6 +173,10 @@ def step_grid(cfg: EvalConfig, most_masks: int, gen_length: int) -> list[tuple[i
         steps = [decode_settings(cfg.protocol, cfg.task, gen_length)["steps"]]
     else:
         steps = [gen_length]
+    for s in steps:
+        if s > gen_length:  # LLaDA's schedule allows it, but every extra step is a forward that commits nothing
+            raise MroError(f"steps {s} exceed the {gen_length} response positions; use at most {gen_length} "
+                           "steps (one token per step)")
     grid = []
     for s in dict.fromkeys(steps):  # unique, in order
         grid.append((s, most_masks / s))
@@ -163,7 +192,7 @@ def decode_config(cfg: EvalConfig, gen_length: int, steps: int) -> DecodeConfig:
         settings = decode_settings(cfg.protocol, cfg.task, gen_length)
         block = settings["block_length"] if block is None else block
         temperature = settings["temperature"] if temperature is None else temperature
-    return DecodeConfig(gen_length=gen_length, steps=steps, block_length=block or gen_length,
+    return DecodeConfig(gen_length=gen_length, steps=steps, block_length=gen_length if block is None else block,
                         temperature=temperature or 0.0, remasking=cfg.remasking, cfg_scale=cfg.cfg_scale,
                         threshold=cfg.threshold, suppress_eos=cfg.suppress_eos)
 
@@ -208,11 +237,25 @@ def run_eval(cfg: EvalConfig) -> dict:
     reward = None
     if cfg.decode == "tts-mro" or (cfg.decode == "best-of-n" and cfg.select == "reward"):
         reward = MultiReward(model, task, cfg)  # once per run: loads the PPL scorer
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(cfg.out) if rank == 0 else _no_lock(cfg.out) as out:
+        return _run_locked(cfg, out, rank, world, state, task, model, examples, source, prompts, responses,
+                           decode_cfgs, decoder, reward, model.device.type)
+
+
+def _no_lock(out: str):
+    """Ranks other than 0 of one launch share rank 0's lock."""
+    import contextlib
+
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(path)
+
+
+def _run_locked(cfg, out: Path, rank, world, state, task, model, examples, source, prompts, responses,
+                decode_cfgs, decoder, reward, device_type: str) -> dict:
     final = out / "examples.jsonl"
     mine = final if world == 1 else out / f"examples.rank{rank}.jsonl"
-    _check_same_run(out, cfg)
+    _check_same_run(out, cfg, device_type)
     repair_jsonl(mine)
     done = {(r["steps"], r["index"]) for p in [final, *out.glob("examples.rank*.jsonl")] for r in read_jsonl(p)
             if r.get("decode") == cfg.decode}
@@ -251,31 +294,39 @@ def run_eval(cfg: EvalConfig) -> dict:
         _merge_shards(out, final, [s for s, _, _ in decode_cfgs])
     summary = summarize(cfg, task, model, source, read_jsonl(final), decode_cfgs, len(examples))
     summary["hardware"]["processes"] = world
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "table.md").write_text(markdown_table(summary))
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "table.md", markdown_table(summary))
     summary["plot"] = str(accuracy_plot(summary, out / "accuracy_vs_steps.png"))
     summary["table"] = str(out / "table.md")
     return summary
 
 
-#: fields that may differ between runs sharing an output folder (rows are keyed by decode and steps)
-_PER_RUN = ("steps", "tokens_per_step", "decode", "progress", "out", "batch_size", "device")
+#: fields that may differ between runs sharing an output folder (rows are keyed by decode and steps;
+#: everything else changes results, batch size included: it sets each batch's padding and noise)
+_PER_RUN = ("steps", "tokens_per_step", "decode", "progress", "out")
 
 
-def _check_same_run(out: Path, cfg: EvalConfig) -> None:
-    """Refuse to mix rows of different settings in one folder; remember this run's settings."""
+def _check_same_run(out: Path, cfg: EvalConfig, device_type: str = "cpu") -> None:
+    """Refuse to mix rows of different settings in one folder; remember this run's settings.
+
+    ``device`` is recorded as the device type the run used (``auto`` on a CPU machine is ``cpu``):
+    CUDA and CPU draw different noise.
+    """
     path = out / "eval_config.json"
     mine = {k: v for k, v in to_dict(cfg).items() if k not in _PER_RUN}
+    mine["device"] = device_type
+    mine = json.loads(json.dumps(mine))  # as it reads back (tuples as lists)
     if path.is_file():
-        old = json.loads(path.read_text())
+        old = read_json(path, "run settings file")
+        if not isinstance(old, dict):
+            raise MroError(f"{path} is damaged (not a JSON object); use a new --out")
         diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
         if diff:
             raise MroError(f"{out} holds results of a run with another {diff[0]} "
-                           f"({old.get(diff[0])!r}); use a new --out")
+                           f"({old.get(diff[0])!r}, now {mine.get(diff[0])!r}); resume with the same "
+                           "settings or use a new --out")
     else:  # atomic: under accelerate launch another process may be reading it
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(mine, indent=2))
-        tmp.replace(path)
+        atomic_write_json(path, mine)
 
 
 def _jsonable(x):

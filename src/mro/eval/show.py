@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mro.errors import MroError
+from mro.io import output_folder
 from mro.eval.harness import EvalConfig, decode_config, encode_examples, load_examples, step_grid
 from mro.models import load_model
 from mro.rewards.multi import MultiReward
@@ -26,9 +27,13 @@ from mro.tasks import get_task
 class ShowConfig(EvalConfig):
     """Decode one example and render its trajectory."""
 
-    index: int = field(default=0, metadata={"help": "which example of the data to show"})
+    index: int = field(default=0, metadata={"help": "which example of the data to show (0 = the first)",
+                                            "min": 0, "max": 99_999})
+    out: str = field(default="runs/show", metadata={"help": "output folder of the PNG and HTML pages"})
 
     def __post_init__(self):
+        if self.index < 0:
+            raise MroError(f"index must be >= 0 (0 is the first example), got {self.index}")
         super().__post_init__()
         if self.steps and len(self.steps) > 1 or self.tokens_per_step and len(self.tokens_per_step) > 1:
             raise MroError("mro show decodes with one step count; give a single --steps or --tokens-per-step")
@@ -147,8 +152,7 @@ def run_show(cfg: ShowConfig, console: Console | None = None) -> dict:
     render_terminal(model, traj, details, console)
     text = model.tokenizer.decode(traj.response[0].tolist())
     console.print(f"response: {text!r}  metrics: {task.score(example, text)}")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(cfg.out)
     png = render_png(model, traj, details, out / f"trajectory_{cfg.index}.png")
     page = render_html(model, traj, details, out / f"trajectory_{cfg.index}.html")
     console.print(f"png:  {png}\nhtml: {page}")

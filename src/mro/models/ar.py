@@ -90,11 +90,15 @@ class TinyARScorer:
 
 def load_scorer(name: str, device: str = "cpu") -> PerplexityScorer:
     """A scorer by name: a built-in tiny causal LM, ``smollm2``, or a Hugging Face causal LM."""
+    from mro.io import read_text
     from mro.models.load import CHECKPOINTS, builtin_models
 
     folder = CHECKPOINTS / name if name in builtin_models() else Path(name)
-    if (folder / "config.json").is_file() and '"mro-tiny"' in (folder / "config.json").read_text():
+    if (folder / "config.json").is_file() and '"mro-tiny"' in read_text(folder / "config.json", "model config"):
         model = TinyDLM.load(folder, name=name)
+        if not model.module.cfg.causal:
+            raise MroError(f"PPL scorer {name!r} is a diffusion model, not a causal LM; "
+                           "use a causal scorer (e.g. one made by mro train ar)")
         model.module.to(device)
         return TinyARScorer(model)
     if name == "smollm2":

@@ -41,9 +41,22 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
         raise MroError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise MroError(f"device {device!r} is not available ({why}); use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise MroError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) "
+                           f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        return dev
+    if dev.type == "mps" and torch.backends.mps.is_available():
+        return dev
+    raise MroError(f"device {device!r} is not available here; use cpu, cuda, cuda:N or auto")
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -134,8 +134,60 @@ class TinyTransformer(nn.Module):
         return self.head(self.ln_f(x))
 
 
+def _tiny_config(raw: dict, path: Path) -> TinyConfig:
+    """``TinyConfig`` of a ``config.json``, every shape field a positive whole number."""
+    known = {f.name: f.type for f in fields(TinyConfig)}
+    values = {k: v for k, v in raw.items() if k in known}
+    for k, v in values.items():
+        if k == "causal":
+            if not isinstance(v, bool):
+                raise MroError(f"{path}: causal must be true or false, got {v!r}")
+        elif k == "rope_theta":
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+                raise MroError(f"{path}: rope_theta must be a positive number, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 20:
+            raise MroError(f"{path}: {k} must be a whole number between 1 and {1 << 20}, got {v!r}")
+    return TinyConfig(**values)
+
+
+#: config fields that set the size of some weight dimension, checked in this order
+_SHAPE_FIELDS = ("vocab_size", "d_model", "d_ff")
+
+
+def _check_weights(module: nn.Module, state: dict, cfg: TinyConfig, folder: Path) -> None:
+    """Name the first disagreement between the weights and ``config.json`` (not pages of
+    size-mismatch text)."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    layers = len({k.split(".")[1] for k in got if k.startswith("blocks.")})
+    if layers != cfg.n_layers:
+        raise MroError(f"{folder}: config.json says n_layers = {cfg.n_layers} but model.safetensors has "
+                       f"{layers} layers")
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if missing or extra:
+        what = f"lacks {missing[0]}" if missing else f"has an unexpected {extra[0]}"
+        raise MroError(f"{folder}: model.safetensors {what}; it is not a tiny mro model of this config.json")
+    for k, shape in expected.items():
+        if got[k] == shape:
+            continue
+        for dim, (want, have) in enumerate(zip(shape, got[k])):
+            if want != have:
+                names = [f for f in _SHAPE_FIELDS if getattr(cfg, f) == want]
+                if names:
+                    raise MroError(f"{folder}: config.json says {names[0]} = {want} but model.safetensors has "
+                                   f"{have} ({k} is {list(got[k])})")
+                break
+        raise MroError(f"{folder}: {k} has shape {list(got[k])} in model.safetensors but config.json "
+                       f"implies {list(shape)}")
+
+
 class TinyDLM(DiffusionLM):
-    """The built-in tiny model behind the :class:`DiffusionLM` protocol."""
+    """The built-in tiny model behind the :class:`DiffusionLM` protocol.
+
+    ``task``: the task it was trained on, when known (the harness refuses a task it does not fit).
+    """
+
+    task: str | None = None
 
     def __init__(self, module: TinyTransformer, tokenizer: CharTokenizer, name: str = "tiny"):
         self.module = module
@@ -171,16 +223,39 @@ class TinyDLM(DiffusionLM):
 
     @classmethod
     def load(cls, folder: str | Path, name: str | None = None) -> "TinyDLM":
+        """Load a model folder, checking every file first: a damaged, truncated or empty file, or
+        weights that disagree with ``config.json`` or the tokenizer, is a one-line ``MroError``.
+
+        The model's :attr:`task` (what it was trained on) comes from ``config.json``'s ``task``
+        or, failing that, the ``task`` of the ``train_config.json`` its trainer left."""
+        from mro.io import read_json
+
         folder = Path(folder)
         cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
         for p in (cfg_path, w_path):
             if not p.is_file():
                 raise MroError(f"missing model file {p}")
-        raw = json.loads(cfg_path.read_text())
-        if raw.pop("model_type", None) != "mro-tiny":
+        raw = read_json(cfg_path, "model config")
+        if not isinstance(raw, dict) or raw.pop("model_type", None) != "mro-tiny":
             raise MroError(f"{cfg_path} is not a tiny mro model config (model_type != 'mro-tiny')")
-        known = {f.name for f in fields(TinyConfig)}
-        module = TinyTransformer(TinyConfig(**{k: v for k, v in raw.items() if k in known}))
-        module.load_state_dict(load_file(str(w_path)))
+        task = raw.pop("task", None)
+        cfg = _tiny_config(raw, cfg_path)
+        tokenizer = CharTokenizer.load(folder)
+        if tokenizer.vocab_size > cfg.vocab_size:
+            raise MroError(f"{folder}: tokenizer.json has {tokenizer.vocab_size} tokens but config.json says "
+                           f"vocab_size = {cfg.vocab_size}")
+        try:
+            state = load_file(str(w_path))
+        except Exception as e:  # safetensors' own error type for a truncated, empty or foreign file
+            raise MroError(f"weights file {w_path} is damaged, truncated or not safetensors "
+                           f"({' '.join(str(e).split())[:120]})") from None
+        module = TinyTransformer(cfg)
+        _check_weights(module, state, cfg, folder)
+        module.load_state_dict(state)
         module.eval()
-        return cls(module, CharTokenizer.load(folder), name or str(folder))
+        model = cls(module, tokenizer, name or str(folder))
+        if task is None and (folder / "train_config.json").is_file():
+            train_cfg = read_json(folder / "train_config.json", "training config")
+            task = train_cfg.get("task") if isinstance(train_cfg, dict) else None
+        model.task = task if isinstance(task, str) else None
+        return model

@@ -57,7 +57,13 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, folder: str | Path) -> "CharTokenizer":
+        from mro.io import read_json
+
         path = Path(folder, "tokenizer.json")
         if not path.is_file():
             raise MroError(f"missing tokenizer file {path}")
-        return cls(json.loads(path.read_text())["chars"])
+        data = read_json(path, "tokenizer file")
+        chars = data.get("chars") if isinstance(data, dict) else None
+        if not isinstance(chars, str) or not chars:
+            raise MroError(f"tokenizer file {path} has no 'chars' text (expected {{\"type\": \"char\", \"chars\": ...}})")
+        return cls(chars)

@@ -19,6 +19,7 @@ Work beyond the forward pass touches only the current block's positions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -52,6 +53,10 @@ class DecodeConfig:
         if self.block_length is None:
             self.block_length = self.gen_length
         check_schedule(self.gen_length, self.steps, self.block_length)
+        for name in ("temperature", "cfg_scale", "threshold"):  # nan or inf would decode silently wrong
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise MroError(f"{name} must be a finite number, got {value}")
         if self.temperature < 0:
             raise MroError(f"temperature must be >= 0, got {self.temperature}")
         if self.remasking not in REMASKING:
