@@ -43,6 +43,11 @@ class RewardConfig:
     format_weight: float = field(default=1.0, metadata={"help": "weight of the format term inside R_q"})
 
     def __post_init__(self):
+        from mro.config import check_fields
+
+        check_fields(self)  # finite numbers (nan or inf would score silently wrong)
+        if self.ppl_upper <= 0 or self.ppl_scale <= 0:
+            raise MroError(f"ppl_upper and ppl_scale must be > 0, got {self.ppl_upper} and {self.ppl_scale}")
         parse_rewards(self.rewards)
         if self.group_reward not in ("end", "sum"):
             raise MroError(f"group_reward must be 'end' or 'sum', got {self.group_reward!r}")

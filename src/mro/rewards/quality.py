@@ -37,8 +37,18 @@ def quality_reward(
     if correct_weight:
         total += correct_weight * _correctness(task, example, response, target)
     if format_weight:
-        total += format_weight * float(task.format_score(response))
+        total += format_weight * float(_format_score(task, example, response))
     return total
+
+
+def _format_score(task: Task, example: Example | None, response: str) -> float:
+    """``task.format_score``, given the example too when the task's format depends on it
+    (Countdown: an expression over the given numbers)."""
+    import inspect
+
+    if example is not None and "example" in inspect.signature(task.format_score).parameters:
+        return task.format_score(response, example=example)
+    return task.format_score(response)
 
 
 def _correctness(task: Task, example: Example | None, response: str, target: Any) -> float:

@@ -18,9 +18,13 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import re
+import sys
 import threading
+import types
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
+
+from mro.errors import MroError
 
 #: seconds a math-verify call may take in the worker before it is killed (counts as wrong).
 MATH_TIMEOUT = 10.0
@@ -175,11 +179,25 @@ class TimeoutWorker:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_serve, args=(child, self.preload), daemon=True, name="mro-checker")
-        proc.start()
+        # A spawned child re-imports the parent's __main__; a user script without an
+        # ``if __name__ == "__main__":`` guard would then rerun itself there and the start fails.
+        # The worker needs nothing from __main__, so it is started with a bare one.
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            proc.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
         child.close()
-        if not parent.poll(WORKER_START_TIMEOUT) or parent.recv() != "ready":
+        try:
+            ok = parent.poll(WORKER_START_TIMEOUT) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ok = False
+        if not ok:  # not a wrong answer: every answer would be scored wrong without the checker
             proc.kill()
-            raise TimeoutError(f"checker worker did not start within {WORKER_START_TIMEOUT:.0f} s")
+            raise MroError(f"the answer checker's worker process did not start within {WORKER_START_TIMEOUT:.0f} s "
+                           f"(exit code {proc.exitcode})")
         self._proc, self._conn = proc, parent
 
     def run(self, fn: Callable, *args, timeout: float) -> Any:

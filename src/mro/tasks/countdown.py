@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn, Union
 
 from mro.errors import MroError
+from mro.io import read_text
 from mro.tasks.checkers import boxed
 from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, last_answer_block, register_task
 
@@ -172,7 +173,15 @@ def _parse_record(record) -> tuple[list[int], int]:
         raise MroError(f"'nums' must be a non-empty list of integers, got {nums!r}")
     if type(target) is not int:
         raise MroError(f"'target' must be an integer, got {target!r}")
-    return nums, target
+    return _check_numbers(nums), target
+
+
+def _check_numbers(nums: list[int]) -> list[int]:
+    """Countdown numbers are positive: 0 or a negative number makes another game."""
+    bad = [v for v in nums if v < 1]
+    if bad:
+        raise MroError(f"countdown numbers must be positive integers, got {bad[0]} in {nums}")
+    return nums
 
 
 def _parse_d1_record(record: dict) -> tuple[list[int], int]:
@@ -193,12 +202,12 @@ def _parse_d1_record(record: dict) -> tuple[list[int], int]:
         target = None
     if target is None:
         raise MroError(f"'output' must be an integer like '98', got {output!r}")
-    return nums, target
+    return _check_numbers(nums), target
 
 
 def _records(file: Path):
     """(location, parsed JSON) pairs of a ``.json`` list or a JSONL file."""
-    text = file.read_text(encoding="utf-8")
+    text = read_text(file, "countdown data file")
     if file.suffix == ".json":
         try:
             items = json.loads(text)
@@ -313,6 +322,25 @@ class CountdownTask(Task):
                 text = text.replace(latex, op)
         text = text.strip().split("=")[0].strip()
         return text or None
+
+    def format_score(self, response: str, example: Example | None = None) -> float:
+        """1.0 when the answer is a parseable arithmetic expression (over the example's numbers,
+        each used at most once, when the example is given), else 0.0: text that merely
+        extracts (prose, code) earns no format credit."""
+        expression = self.extract(response)
+        if expression is None:
+            return 0.0
+        try:
+            _, used = parse_expression(expression)
+        except MroError:
+            return 0.0
+        if example is not None:
+            pool = list(example.data["nums"])
+            for v in used:
+                if v not in pool:
+                    return 0.0
+                pool.remove(v)
+        return 1.0
 
     def same_answer(self, a: str | None, b: str | None) -> bool:
         """Equal expressions up to whitespace (``3 + 4`` is ``3+4``; ``4+3`` is another answer)."""

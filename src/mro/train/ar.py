@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from mro.errors import MroError
 from mro.models.tiny import TinyDLM
 from mro.tasks import get_task
 from mro.train.loop import TrainConfig, train
@@ -25,6 +26,11 @@ class ARConfig(TrainConfig):
 
     partial_fraction: float = field(default=0.5, metadata={
         "help": "share of training texts with a random part of the generated positions dropped"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.partial_fraction <= 1:
+            raise MroError(f"partial_fraction must be in [0, 1], got {self.partial_fraction}")
 
 
 def corpus_batch(task, tokenizer, cfg: ARConfig, step: int) -> list[str]:

@@ -49,6 +49,14 @@ class TrainConfig:
                 raise MroError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise MroError(f"lr must be > 0, got {self.lr}")
+        from mro.config import check_fields
+
+        check_fields(self)  # finite numbers, seeds in range
+        for name in ("threads", "warmup", "min_blanks", "max_blanks"):
+            if getattr(self, name) < 0:
+                raise MroError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise MroError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
     def task_options(self) -> dict:
         return {"min_blanks": self.min_blanks, "max_blanks": self.max_blanks} if self.task == "sudoku" else {}
