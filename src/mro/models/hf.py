@@ -211,6 +211,29 @@ class HFDiffusionLM(DiffusionLM):
         module.to(dev)
         return cls.from_module(module, tokenizer, name, kind)
 
+    @classmethod
+    def load_adapter(cls, folder: str, device: str = "auto", dtype: str = "auto") -> "HFDiffusionLM":
+        """A LoRA adapter folder (written by ``mro train rl|rs --lora-r``): its base model (by the
+        hub id or path the adapter records) with the adapter merged in."""
+        import json
+
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise MroError("loading a LoRA adapter needs peft: pip install 'mro[hf]'") from None
+        try:
+            base_name = json.loads((Path(folder) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise MroError(f"{folder}/adapter_config.json does not name its base model") from None
+        if not base_name:
+            raise MroError(f"{folder}/adapter_config.json does not name its base model")
+        base = cls.load(base_name, device=device, dtype=dtype)
+        try:
+            merged = PeftModel.from_pretrained(base.module, folder).merge_and_unload()
+        except Exception as e:
+            raise MroError(f"cannot apply the LoRA adapter in {folder} to {base_name}: {_first_line(e)}") from None
+        return cls.from_module(merged, base.tokenizer, name=folder, kind=base.kind)
+
     @property
     def vocab_size(self) -> int:
         out = self.module.get_output_embeddings() if hasattr(self.module, "get_output_embeddings") else None

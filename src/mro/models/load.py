@@ -41,6 +41,10 @@ def load_model(name: str, device: str = "cpu", dtype: str = "auto") -> Diffusion
 
     dev = resolve_device(device)
     folder = CHECKPOINTS / name if name in builtin_models() else Path(name)
+    if folder.is_dir() and (folder / "adapter_config.json").is_file():  # a LoRA adapter (mro train --lora-r)
+        from mro.models.hf import HFDiffusionLM
+
+        return HFDiffusionLM.load_adapter(str(folder), device=str(dev), dtype=dtype)
     if folder.is_dir() and not (folder / "config.json").is_file():
         raise MroError(f"model folder {folder} has no config.json")
     if folder.is_dir() and _is_tiny_folder(folder):

@@ -57,6 +57,9 @@ class TrainConfig:
                 raise MroError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise MroError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.task == "sudoku" and not 0 <= self.min_blanks <= self.max_blanks <= 16:
+            raise MroError(f"sudoku blanks need 0 <= min_blanks <= max_blanks <= 16, "
+                           f"got {self.min_blanks} and {self.max_blanks}")
 
     def task_options(self) -> dict:
         return {"min_blanks": self.min_blanks, "max_blanks": self.max_blanks} if self.task == "sudoku" else {}

@@ -218,7 +218,7 @@ def train_rs(cfg: RSConfig) -> Path:
     task = get_task(cfg.task)
     source = runs.ProblemSource(task, cfg)
     accelerator = make_accelerator(cfg, 2)
-    out = runs.open_run(cfg, accelerator.process_index)
+    out = runs.open_run(cfg, accelerator)
     model = load_trainable(cfg, accelerator.device)
     data_path = Path(cfg.dataset) if cfg.dataset else out / "rs_data.jsonl"
     if cfg.dataset is None and not runs.has_checkpoint(out):
@@ -299,6 +299,7 @@ def train_rs(cfg: RSConfig) -> Path:
     final = runs.read_log(log_path)
     if final and final[-1].get("kind") == "train":
         do_validation(final[-1]["update"])
+    save_model(accelerator, model, prepared, out / "final")
     if accelerator.is_main_process:
         runs.plot_curves(log_path, out / "curves.png", f"mro train rs: {cfg.model} on {cfg.task}")
     model.module = raw

@@ -270,7 +270,7 @@ def train_rl(cfg: RLConfig) -> Path:
     world, rank = probe.num_processes, probe.process_index
     layout = plan(cfg, world, rank)
     accelerator = make_accelerator(cfg, layout.accumulation)
-    out = runs.open_run(cfg, rank)
+    out = runs.open_run(cfg, accelerator)
     model = load_trainable(cfg, accelerator.device)
     ref = None
     if cfg.kl_coef > 0:
@@ -331,6 +331,7 @@ def train_rl(cfg: RLConfig) -> Path:
     ran = runs.read_log(log_path)
     if ran and ran[-1].get("kind") == "train":  # stopped between validations: validate where it stopped
         do_validation(ran[-1]["update"])
+    save_model(accelerator, model, prepared, out / "final")
     if accelerator.is_main_process:
         runs.plot_curves(log_path, out / "curves.png", f"mro train rl: {cfg.model} on {cfg.task}")
     model.module = raw
@@ -390,7 +391,11 @@ def rl_update(model, prepared, reward, task, source, cfg: RLConfig, update: int,
     total = returns.sum(1).view(-1, cfg.rollouts)
     same = float((total.max(1).values - total.min(1).values < 1e-6).float().mean())
     n_committed = max(1, sum(int((traj.commit_step >= 0).sum()) for traj, _ in work))
-    return {"reward": round(float(returns.sum(1).mean()), 5), **{key: round(v, 5) for key, v in terms.items()},
-            "same_reward_frac": round(same, 4), "loss": round(sum(losses) / cfg.epochs, 6),
-            "grad_norm": round(sum(norms) / max(1, len(norms)), 5),
-            "kl": round(sum(kls) / cfg.epochs / n_committed, 6)}
+    values = {"reward": float(returns.sum(1).mean()), **terms, "same_reward_frac": same,
+              "loss": sum(losses) / cfg.epochs, "kl": sum(kls) / cfg.epochs / n_committed}
+    if accelerator.num_processes > 1:  # every process holds an equal share: the mean of means
+        joined = accelerator.reduce(torch.tensor(list(values.values()), device=model.device), "mean").tolist()
+        values = dict(zip(values, joined))
+    record = {key: round(v, 6) for key, v in values.items()}
+    record["grad_norm"] = round(sum(norms) / max(1, len(norms)), 5)
+    return record

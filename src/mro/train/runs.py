@@ -5,7 +5,8 @@ log and the learning-curve plot.
 A run folder holds ``run.json`` (the config that made it), ``log.jsonl`` (one line per update and
 per validation, each written once), ``checkpoint/`` (weights, optimizer, scheduler and RNG state,
 written by ``accelerate`` and swapped in atomically), ``best/`` (the model with the best
-validation score, loadable with ``--model``) and ``curves.png``.
+validation score, loadable with ``--model``), ``final/`` (the model where the run stopped) and
+``curves.png``.
 """
 
 from __future__ import annotations
@@ -88,12 +89,30 @@ class RunConfig:
             raise MroError("out must name a folder")
 
 
-def open_run(cfg, rank: int = 0) -> Path:
+def open_run(cfg, accelerator=None) -> Path:
     """Create the run folder, or check that ``--resume`` continues the same run.
 
     Without ``--resume`` a folder that already holds a run is refused; with it, every field that
-    changes what is computed must equal the saved run's.
+    changes what is computed must equal the saved run's. Under several processes the first one
+    checks and creates; the others wait for it and share its verdict.
     """
+    if accelerator is None or accelerator.num_processes == 1:
+        return _open_run(cfg)
+    from accelerate.utils import broadcast_object_list
+
+    verdict = [None]
+    if accelerator.is_main_process:
+        try:
+            _open_run(cfg)
+        except MroError as e:
+            verdict = [str(e)]
+    verdict = broadcast_object_list(verdict)
+    if verdict[0] is not None:
+        raise MroError(verdict[0])
+    return Path(cfg.out)
+
+
+def _open_run(cfg) -> Path:
     out = Path(cfg.out)
     saved = out / "run.json"
     if out.exists() and not out.is_dir():
@@ -114,12 +133,11 @@ def open_run(cfg, rank: int = 0) -> Path:
         return out
     if cfg.resume and not saved.is_file():
         raise MroError(f"--resume: {out} holds no run to continue")
-    if rank == 0:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(saved, to_dict(cfg))
-        except OSError as e:
-            raise MroError(f"cannot write to --out {out}: {e.strerror}") from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(saved, to_dict(cfg))
+    except OSError as e:
+        raise MroError(f"cannot write to --out {out}: {e.strerror}") from None
     return out
 
 

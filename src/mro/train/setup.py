@@ -20,16 +20,13 @@ from mro.models.load import load_model
 
 def make_accelerator(cfg, grad_accum: int):
     """An ``Accelerator`` whose gradient accumulation matches one optimizer step of ``grad_accum`` micro-batches."""
-    import os
-
     from accelerate import Accelerator
 
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise MroError("--device cuda was asked for but torch sees no CUDA device")
+    # on CPU, processes started by `accelerate launch` join one gloo group
     cpu = cfg.device == "cpu" or not torch.cuda.is_available()
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    kwargs = {"cpu": True} if cpu and not distributed else {}
-    return Accelerator(gradient_accumulation_steps=grad_accum, **kwargs)
+    return Accelerator(gradient_accumulation_steps=grad_accum, cpu=cpu)
 
 
 def apply_lora(model: DiffusionLM, cfg) -> None:
