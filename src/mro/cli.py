@@ -124,7 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad flag (2, already printed as one line)
+        return e.code if isinstance(e.code, int) else 2
     try:
         args.func(args)
     except MroError as e:

@@ -32,7 +32,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
     if path.is_dir():
         raise MroError(f"{what} {path} is a folder, not a file")
     if not path.is_file():
-        raise MroError(f"{what} {path} does not exist")
+        raise MroError(f"{what} {path} {'is not a regular file' if path.exists() else 'does not exist'}")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

@@ -44,6 +44,8 @@ from mro.tasks.base import tiny_batch
 
 #: most examples one evaluation takes (generating 100k problems takes seconds to a minute)
 MAX_EXAMPLES = 100_000
+#: most candidates per prompt (``--k``)
+MAX_CANDIDATES = 256
 
 
 @dataclass
@@ -86,6 +88,8 @@ class EvalConfig(SearchConfig):
         super().__post_init__()
         check_fields(self)
         check_output_folder(self.out)
+        if self.k > MAX_CANDIDATES:
+            raise MroError(f"k must be <= {MAX_CANDIDATES} (each candidate is a copy of the batch), got {self.k}")
         if self.n is not None and self.n < 1:
             raise MroError(f"n must be >= 1, got {self.n}")
         if self.batch_size < 1:

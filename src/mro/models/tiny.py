@@ -104,6 +104,13 @@ class TinyTransformer(nn.Module):
         self.register_buffer("rope", _rope_table(cfg), persistent=False)
         self.apply(self._init)
 
+    def _apply(self, fn, *args, **kwargs):
+        """``.to(dtype)`` would cast the complex RoPE table to a real one (dropping the rotation's
+        imaginary part: silently wrong outputs in bf16/fp16); it stays complex64 on the new device."""
+        super()._apply(fn, *args, **kwargs)
+        self.rope = _rope_table(self.cfg).to(self.embed.weight.device)
+        return self
+
     @staticmethod
     def _init(m):
         if isinstance(m, (nn.Linear, nn.Embedding)):
