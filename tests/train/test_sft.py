@@ -69,7 +69,13 @@ def test_training_logs_and_resume_is_exact(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_sft(SFTConfig(out=str(tmp_path / "b"), steps=6, save_every=3, **SMALL))
     monkeypatch.setattr(sft, "make_batch", real)
-    resumed = train_sft(SFTConfig(out=str(tmp_path / "b"), steps=6, save_every=3, **SMALL))
+    with pytest.raises(MroError, match="--resume"):  # an existing run is never continued or overwritten silently
+        train_sft(SFTConfig(out=str(tmp_path / "b"), steps=6, save_every=3, **SMALL))
+    resumed = train_sft(SFTConfig(out=str(tmp_path / "b"), steps=6, save_every=3, resume=True, **SMALL))
+    log_a = (straight / "train_log.jsonl").read_text().splitlines()
+    log_b = (resumed / "train_log.jsonl").read_text().splitlines()
+    strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+    assert strip(log_a) == strip(log_b)  # each step once, the running loss continued
     wa = TinyDLM.load(straight).module.state_dict()
     wb = TinyDLM.load(resumed).module.state_dict()
     assert all(torch.allclose(wa[k], wb[k]) for k in wa)
@@ -84,7 +90,18 @@ def test_loss_decreases_quickly(tmp_path):
 def test_resume_with_another_config_is_refused(tmp_path):
     train_sft(SFTConfig(out=str(tmp_path / "d"), steps=2, save_every=1, **SMALL))
     with pytest.raises(MroError, match="another config"):
-        train_sft(SFTConfig(out=str(tmp_path / "d"), steps=4, lr=5e-4, **SMALL))
+        train_sft(SFTConfig(out=str(tmp_path / "d"), steps=4, lr=5e-4, resume=True, **SMALL))
+
+
+def test_truncated_checkpoint_and_missing_run_are_one_line_errors(tmp_path):
+    out = train_sft(SFTConfig(out=str(tmp_path / "e"), steps=2, save_every=1, **SMALL))
+    ckpt = out / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(MroError, match="damaged or not a checkpoint"):
+        train_sft(SFTConfig(out=str(out), steps=4, resume=True, **SMALL))
+    with pytest.raises(MroError, match="holds no checkpoint"):
+        train_sft(SFTConfig(out=str(tmp_path / "f"), steps=4, resume=True, **SMALL))
+    assert not (tmp_path / "f").exists()  # a failed run leaves no empty folder behind
 
 
 def test_bad_values():

@@ -223,7 +223,9 @@ class TinyDLM(DiffusionLM):
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps({"model_type": "mro-tiny", **asdict(self.module.cfg)}, indent=2))
+        task = {"task": self.task} if getattr(self, "task", None) else {}  # what the model was trained on
+        (folder / "config.json").write_text(json.dumps({"model_type": "mro-tiny", **asdict(self.module.cfg), **task},
+                                                       indent=2))
         save_file({k: v.detach().contiguous().cpu() for k, v in self.module.state_dict().items()},
                   str(folder / "model.safetensors"))
         self.tokenizer.save(folder)

@@ -42,6 +42,8 @@ class TrainConfig:
     min_blanks: int = field(default=6, metadata={"help": "sudoku: fewest blanks in training puzzles"})
     max_blanks: int = field(default=12, metadata={"help": "sudoku: most blanks in training puzzles"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue the run in --out from its checkpoint (without it an existing run is refused)"})
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "save_every", "log_every", "d_model", "n_layers", "n_heads", "d_ff"):
@@ -66,7 +68,7 @@ class TrainConfig:
 
 
 #: fields that may change between a run and its resumption
-_RUN_ONLY = ("out", "steps", "threads", "save_every", "log_every")
+_RUN_ONLY = ("out", "steps", "threads", "save_every", "log_every", "resume")
 
 
 def _lr_lambda(cfg: TrainConfig):
@@ -79,49 +81,66 @@ def _lr_lambda(cfg: TrainConfig):
 
 
 def train(cfg: TrainConfig, model: TinyDLM, step_loss: Callable[[int], torch.Tensor], desc: str) -> Path:
-    """Optimise ``step_loss(step)`` for ``cfg.steps`` steps (resuming from ``out``); save the model."""
+    """Optimise ``step_loss(step)`` for ``cfg.steps`` steps; save the model.
+
+    ``--out`` is locked for the run. A folder that already holds a run is refused unless
+    ``resume`` is set; then training continues from its checkpoint exactly (weights, optimizer,
+    scheduler, step, running loss) and the log keeps each step once.
+    """
+    from mro.io import OutputLock, atomic_save, atomic_write_json
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
-    opt = torch.optim.AdamW(model.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-    start = 0
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        same = {k: v for k, v in state["config"].items() if k not in _RUN_ONLY}
-        if same != {k: v for k, v in to_dict(cfg).items() if k not in _RUN_ONLY}:
-            raise MroError(f"{ckpt_path} was written with another config; use a new --out or delete it")
-        model.module.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start = state["step"]
-    log_path = out / "train_log.jsonl"
-    model.module.train()
-    t0 = time.time()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=desc, unit="step")
-    running = None
-    for step in bar:
-        loss = step_loss(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{running:.4f}")
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            with log_path.open("a") as f:
-                f.write(json.dumps({"step": done, "loss": round(running, 5), "lr": sched.get_last_lr()[0],
-                                    "seconds": round(time.time() - t0, 1)}) + "\n")
-        if done % cfg.save_every == 0 or done == cfg.steps:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save({"model": model.module.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "step": done, "config": to_dict(cfg)}, tmp)
-            tmp.replace(ckpt_path)
-    model.module.eval()
-    model.save(out)
-    (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    with OutputLock(cfg.out) as out:
+        ckpt_path = out / "checkpoint.pt"
+        log_path = out / "train_log.jsonl"
+        opt = torch.optim.AdamW(model.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+        start, running = 0, None
+        if ckpt_path.is_file() and not cfg.resume:
+            raise MroError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+        if cfg.resume and not ckpt_path.is_file():
+            raise MroError(f"--resume: {out} holds no checkpoint to continue")
+        if cfg.resume:
+            try:
+                state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            except Exception as e:  # truncated or foreign file
+                raise MroError(f"cannot resume from {ckpt_path}: damaged or not a checkpoint "
+                               f"({type(e).__name__})") from None
+            same = {k: v for k, v in state["config"].items() if k not in _RUN_ONLY}
+            if same != {k: v for k, v in to_dict(cfg).items() if k not in _RUN_ONLY}:
+                raise MroError(f"{ckpt_path} was written with another config; use a new --out or delete it")
+            model.module.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start, running = state["step"], state.get("running")
+            if log_path.is_file():  # the steps after the checkpoint are redone: keep each step once
+                kept = [line for line in log_path.read_text().splitlines()
+                        if line.strip().startswith("{") and json.loads(line).get("step", 0) <= start]
+                log_path.write_text("".join(line + "\n" for line in kept))
+        model.module.train()
+        t0 = time.time()
+        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=desc, unit="step")
+        for step in bar:
+            loss = step_loss(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+            bar.set_postfix(loss=f"{running:.4f}")
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                with log_path.open("a") as f:
+                    f.write(json.dumps({"step": done, "loss": round(running, 5), "lr": sched.get_last_lr()[0],
+                                        "seconds": round(time.time() - t0, 1)}) + "\n")
+            if done % cfg.save_every == 0 or done == cfg.steps:
+                state = {"model": model.module.state_dict(), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "step": done, "running": running, "config": to_dict(cfg)}
+                atomic_save(ckpt_path, lambda tmp: torch.save(state, tmp))
+        model.module.eval()
+        model.task = cfg.task
+        model.save(out)
+        atomic_write_json(out / "train_config.json", to_dict(cfg))
     return out

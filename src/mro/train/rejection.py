@@ -213,6 +213,11 @@ def transition_loss(model, state, attn, p, final_tokens, tgt) -> torch.Tensor:
 
 def train_rs(cfg: RSConfig) -> Path:
     """Collect (resumable), then fine-tune (resumable); return the folder of the best model."""
+    with runs.locked(cfg.out):
+        return _train_rs(cfg)
+
+
+def _train_rs(cfg) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     task = get_task(cfg.task)

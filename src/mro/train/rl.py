@@ -262,6 +262,11 @@ def plan(cfg: RLConfig, world: int, rank: int) -> Layout:
 
 def train_rl(cfg: RLConfig) -> Path:
     """Run (or, with ``resume``, continue) RL training; return the folder of the best model."""
+    with runs.locked(cfg.out):
+        return _train_rl(cfg)
+
+
+def _train_rl(cfg) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     task = get_task(cfg.task)

@@ -11,6 +11,7 @@ validation score, loadable with ``--model``), ``final/`` (the model where the ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -139,6 +140,18 @@ def _open_run(cfg) -> Path:
     except OSError as e:
         raise MroError(f"cannot write to --out {out}: {e.strerror}") from None
     return out
+
+
+@contextlib.contextmanager
+def locked(out: str):
+    """Hold the output-folder lock for a run (the first process of a launch holds it for all)."""
+    from mro.io import OutputLock
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    with OutputLock(out):
+        yield
 
 
 def write_json(path: Path, data: Any) -> None:

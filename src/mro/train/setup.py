@@ -107,7 +107,9 @@ def save_model(accelerator, model: DiffusionLM, prepared, folder: Path) -> None:
 
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(model, TinyDLM):
-            TinyDLM(raw, model.tokenizer, model.name).save(tmp)
+            tiny = TinyDLM(raw, model.tokenizer, model.name)
+            tiny.task = getattr(model, "task", None)
+            tiny.save(tmp)
         else:
             raw.save_pretrained(str(tmp), state_dict=state)
             model.tokenizer.save_pretrained(str(tmp))
