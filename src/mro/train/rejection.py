@@ -287,7 +287,8 @@ def _train_rs(cfg) -> Path:
                 accelerator.backward(loss)
                 norm = None
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    norm = float(accelerator.clip_grad_norm_(prepared.parameters(), cfg.max_grad_norm))
+                    value = accelerator.clip_grad_norm_(prepared.parameters(), cfg.max_grad_norm)
+                    norm = None if value is None else float(value)  # DeepSpeed clips inside its step
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)

@@ -383,7 +383,9 @@ def rl_update(model, prepared, reward, task, source, cfg: RLConfig, update: int,
                     loss, kl = policy_loss(model, traj, pairs, coef, cfg, banned, n_rows, ref)
                     accelerator.backward(loss * layout.accumulation)  # accelerate divides by the accumulation
                     if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                        norms.append(float(accelerator.clip_grad_norm_(prepared.parameters(), cfg.max_grad_norm)))
+                        norm = accelerator.clip_grad_norm_(prepared.parameters(), cfg.max_grad_norm)
+                        if norm is not None:  # DeepSpeed clips inside its own step and reports none
+                            norms.append(float(norm))
                     opt.step()
                     sched.step()
                     opt.zero_grad(set_to_none=True)
