@@ -43,27 +43,67 @@ class DemoConfig:
         return Path(self.out) / f"n{self.n}-seed{self.seed}"
 
 
+#: trained models the demo adds when they are shipped: (label, built-in name)
+TRAINED = (("RS", "sudoku-tiny-rs"), ("RL", "sudoku-tiny-rl"))
+
+
 def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict:
+    from mro.models.load import builtin_models
+
     console = console or Console()
     console.print("[bold]mro demo[/]: shipped tiny diffusion LM (sudoku-tiny) on held-out 4x4 Sudoku with 10-12 "
                   "blanks (several solutions allowed; any valid completion counts)")
-    common = dict(model="sudoku-tiny", task="sudoku", n=cfg.n, task_options="min_blanks=10,max_blanks=12",
+    common = dict(task="sudoku", n=cfg.n, task_options="min_blanks=10,max_blanks=12",
                   tokens_per_step=cfg.tokens_per_step, seed=cfg.seed, batch_size=250)
-    runs = {"vanilla": run_eval(EvalConfig(**common, out=str(cfg.folder() / "vanilla")))}
+    runs = {"vanilla": run_eval(EvalConfig(model="sudoku-tiny", **common, out=str(cfg.folder() / "vanilla")))}
     if cfg.tts:
         console.print("decoding again with TTS-MRO (k=4 candidates per step, R_tv + R_ppl + R_q) ...")
-        runs["tts-mro"] = run_eval(EvalConfig(**common, out=str(cfg.folder() / "tts-mro"), decode="tts-mro",
-                                              temperature=0.5, k=4, w=1))
+        runs["TTS-MRO"] = run_eval(EvalConfig(model="sudoku-tiny", **common, out=str(cfg.folder() / "tts-mro"),
+                                              decode="tts-mro", temperature=0.5, k=4, w=1))
+    shipped = builtin_models()
+    for label, name in TRAINED:
+        if name in shipped:
+            console.print(f"decoding greedily with {name} (the same model trained with MRO's {label}) ...")
+            runs[label] = run_eval(EvalConfig(model=name, **common, out=str(cfg.folder() / name)))
+    names = {"vanilla": "vanilla (greedy)", "TTS-MRO": "TTS-MRO k=4", "RS": "RS-trained (greedy)",
+             "RL": "RL-trained (greedy)"}
     table = Table(title=f"solved % vs tokens per step ({cfg.n} held-out puzzles)")
-    for col in ("tokens/step", "steps", "vanilla (greedy)") + (("TTS-MRO k=4", "DLM forwards/puzzle") if cfg.tts else ()):
+    for col in ("tokens/step", "steps", *(names[k] for k in runs), "DLM forwards/puzzle (vanilla | TTS-MRO)"):
         table.add_column(col, justify="right")
     for i, r in enumerate(runs["vanilla"]["results"]):
-        row = [f"{r['tokens_per_step']:g}", str(r["steps"]), f"{100 * r['solved']:.1f}"]
-        if cfg.tts:
-            t = runs["tts-mro"]["results"][i]
-            row += [f"{100 * t['solved']:.1f}", f"{t['nfe_per_example']:.0f} (vanilla {r['nfe_per_example']:.0f})"]
-        table.add_row(*row)
+        row = [f"{r['tokens_per_step']:g}", str(r["steps"])]
+        row += [f"{100 * s['results'][i]['solved']:.1f}" for s in runs.values()]
+        nfe = f"{r['nfe_per_example']:.0f}"
+        if "TTS-MRO" in runs:
+            nfe += f" | {runs['TTS-MRO']['results'][i]['nfe_per_example']:.0f}"
+        table.add_row(*row, nfe)
     console.print(table)
+    plot = cfg.folder() / "accuracy_vs_tokens_per_step.png"
+    plot_runs(runs, names, plot, cfg.n)
+    console.print(f"plot (every decoding on one chart): {plot}")
     for name, s in runs.items():
-        console.print(f"{name}: table {s['table']}, plot {s['plot']}")
+        console.print(f"{name}: table {s['table']}")
     return runs
+
+
+def plot_runs(runs: dict, names: dict, path: Path, n: int) -> None:
+    """Solved % against tokens per step, one curve per decoding / model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mro.io import atomic_save
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for key, s in runs.items():
+        xs = [r["tokens_per_step"] for r in s["results"]]
+        ax.plot(xs, [100 * r["solved"] for r in s["results"]], marker="o", label=names[key])
+    ax.set_xlabel("tokens committed per step")
+    ax.set_ylabel("solved %")
+    ax.set_title(f"sudoku-tiny on {n} held-out puzzles (10-12 blanks)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
