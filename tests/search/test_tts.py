@@ -40,7 +40,7 @@ def test_k1_rewards_off_equals_vanilla(tiny_model, sudoku_batch):
 def test_chosen_candidate_is_the_argmax(tiny_model, sudoku_batch, scorer):
     task, prompts, responses = sudoku_batch
     cfg = DecodeConfig(gen_length=16, steps=6, temperature=1.0)
-    search = SearchConfig(k=4, w=2, rewards="tv,ppl,q")
+    search = SearchConfig(k=4, w=2, rewards="tv,ppl,q", tv_tokens="1")
     reward = MultiReward(tiny_model, task, search, scorer=scorer)
     res = get_decoder("tts-mro")(tiny_model, prompts, responses, cfg, task=task, search=search, reward=reward,
                                  generator=torch.Generator().manual_seed(0))

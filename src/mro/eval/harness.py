@@ -70,7 +70,8 @@ class EvalConfig(SearchConfig):
     block_length: int | None = field(default=None, metadata={
         "help": "block length (default: gen_length)", "min": 1})
     temperature: float | None = field(default=None, metadata={
-        "help": "sampling temperature (default: the protocol's, d1 0 and mro 0.25; tiny 0)", "min": 0})
+        "help": "sampling temperature (default: the protocol's, d1 0 and mro 0.25, tiny 0; the search decoders "
+                "tts-mro, tts-cbr and best-of-n use 0.5 where that is 0)", "min": 0})
     remasking: str = field(default="low_confidence", metadata={"help": "low_confidence | random"})
     cfg_scale: float = field(default=0.0, metadata={"help": "classifier-free guidance scale", "min": 0})
     threshold: float | None = field(default=None, metadata={
@@ -96,6 +97,9 @@ class EvalConfig(SearchConfig):
             raise MroError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.steps and self.tokens_per_step:
             raise MroError("give steps or tokens_per_step, not both")
+        if self.decode != "vanilla" and self.temperature == 0 and self.k > 1:
+            raise MroError(f"--decode {self.decode} with k={self.k} needs a temperature > 0 (at 0 the candidates "
+                           "are identical); leave --temperature unset for the search default, or use --k 1")
         for s in self.steps or []:
             if s < 1:
                 raise MroError(f"steps must be >= 1, got {s}")
@@ -175,8 +179,8 @@ def step_grid(cfg: EvalConfig, most_masks: int, gen_length: int) -> list[tuple[i
         from mro.tasks.protocols import decode_settings
 
         steps = [decode_settings(cfg.protocol, cfg.task, gen_length)["steps"]]
-    else:
-        steps = [gen_length]
+    else:  # one step per masked position (the most of any example): no step commits nothing
+        steps = [max(1, most_masks)]
     for s in steps:
         if s > gen_length:  # LLaDA's schedule allows it, but every extra step is a forward that commits nothing
             raise MroError(f"steps {s} exceed the {gen_length} response positions; use at most {gen_length} "
@@ -196,9 +200,19 @@ def decode_config(cfg: EvalConfig, gen_length: int, steps: int) -> DecodeConfig:
         settings = decode_settings(cfg.protocol, cfg.task, gen_length)
         block = settings["block_length"] if block is None else block
         temperature = settings["temperature"] if temperature is None else temperature
+    if cfg.temperature is None and not temperature and cfg.decode != "vanilla":
+        from mro.search.tts import SEARCH_TEMPERATURE
+
+        temperature = SEARCH_TEMPERATURE  # a search needs diverse candidates (docs/method.md section 5)
     return DecodeConfig(gen_length=gen_length, steps=steps, block_length=gen_length if block is None else block,
                         temperature=temperature or 0.0, remasking=cfg.remasking, cfg_scale=cfg.cfg_scale,
                         threshold=cfg.threshold, suppress_eos=cfg.suppress_eos)
+
+
+def batch_generator(seed: int, steps: int, batch: int, device) -> torch.Generator:
+    """The noise of batch ``batch`` (of ``batch_size`` examples) at ``steps`` steps: ``mro eval`` and
+    ``mro show`` draw from the same one, so ``show --index i`` replays row ``i`` of an evaluation."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + steps * 10_007 + batch)
 
 
 def _distributed(cpu: bool):
@@ -273,7 +287,7 @@ def _run_locked(cfg, out: Path, rank, world, state, task, model, examples, sourc
         idx = list(range(j * cfg.batch_size, min(len(examples), (j + 1) * cfg.batch_size)))
         if all((steps, i) in done for i in idx):
             continue
-        gen = torch.Generator(device=model.device).manual_seed(cfg.seed * 1_000_003 + si * 10_007 + j)
+        gen = batch_generator(cfg.seed, steps, j, model.device)
         t0 = time.perf_counter()
         res = decoder(model, [prompts[i] for i in idx], [responses[i] for i in idx] if responses else None,
                       dcfg, generator=gen, task=task, search=cfg, reward=reward)

@@ -16,7 +16,8 @@ from rich.text import Text
 
 from mro.errors import MroError
 from mro.io import output_folder
-from mro.eval.harness import EvalConfig, decode_config, encode_examples, load_examples, step_grid
+from mro.eval.harness import (EvalConfig, batch_generator, decode_config, encode_examples, load_examples,
+                              step_grid)
 from mro.models import load_model
 from mro.rewards.multi import MultiReward
 from mro.search import get_decoder
@@ -47,20 +48,38 @@ def _token_text(tok, t: int, mask_id: int) -> str:
 
 
 def decode_one(cfg: ShowConfig):
-    """Decode example ``cfg.index``; return (model, task, example, trajectory, details, decode config)."""
+    """Decode example ``cfg.index`` exactly as ``mro eval`` with the same settings decodes it; return
+    (model, task, example, trajectory, details, decode config).
+
+    ``mro eval`` decodes batches of ``batch_size`` examples, each with its own noise (from
+    ``seed``, the step count and the batch number) and the step count derived from all ``n``
+    examples; so this loads the same ``n`` examples, decodes the whole batch that holds the
+    example with the same generator, and keeps its row.
+    """
     task = get_task(cfg.task)
-    examples, _ = load_examples(task, EvalConfig(**{**_fields(cfg), "n": cfg.index + 1}))
+    examples, _ = load_examples(task, EvalConfig(**_fields(cfg)))
     if cfg.index >= len(examples):
-        raise MroError(f"index {cfg.index} is out of range: the data has {len(examples)} examples")
-    model = load_model(cfg.model, device=cfg.device if cfg.device != "auto" else "cpu")
-    prompts, responses, gen_length = encode_examples(task, model, examples[cfg.index:cfg.index + 1], cfg)
-    most = sum(t == model.mask_token_id for t in responses[0]) if responses else gen_length
+        raise MroError(f"index {cfg.index} is out of range: the evaluation has {len(examples)} examples "
+                       "(raise --n or give a larger data file)")
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_model(cfg.model, device=device, dtype=cfg.dtype)
+    prompts, responses, gen_length = encode_examples(task, model, examples, cfg)
+    most = max(sum(t == model.mask_token_id for t in r) for r in responses) if responses else gen_length
     steps = step_grid(cfg, most, gen_length)[0][0]
     dcfg = decode_config(cfg, gen_length, steps)
-    reward = MultiReward(model, task, cfg) if cfg.decode == "tts-mro" else None
-    res = get_decoder(cfg.decode)(model, prompts, responses, dcfg, task=task, search=cfg, reward=reward,
-                                  generator=torch.Generator().manual_seed(cfg.seed))
-    return model, task, examples[cfg.index], res.trajectory, (res.details[0] if res.details else {}), dcfg
+    reward = None
+    if cfg.decode == "tts-mro" or (cfg.decode == "best-of-n" and cfg.select == "reward"):
+        reward = MultiReward(model, task, cfg)
+    j = cfg.index // cfg.batch_size
+    idx = list(range(j * cfg.batch_size, min(len(examples), (j + 1) * cfg.batch_size)))
+    row = cfg.index - idx[0]
+    res = get_decoder(cfg.decode)(model, [prompts[i] for i in idx], [responses[i] for i in idx] if responses else None,
+                                  dcfg, task=task, search=cfg, reward=reward,
+                                  generator=batch_generator(cfg.seed, steps, j, model.device))
+    details = res.details[row] if res.details else {}
+    return model, task, examples[cfg.index], res.trajectory.index([row]), details, dcfg
 
 
 def _fields(cfg: ShowConfig) -> dict:

@@ -1,18 +1,24 @@
-"""The denoising loop with the trajectory exposed (spec section 2; LLaDA ``generate.py`` semantics).
+"""The denoising loop with the trajectory exposed (docs/method.md section 2; LLaDA ``generate.py`` semantics).
 
 ``start`` lays out a batch (left-padded prompts, response masks or pre-filled tokens), ``denoise``
 runs steps from any intermediate state, ``generate`` does both. Each step:
 
-1. logits = model(x) (with classifier-free guidance: the conditioning masked in a second row);
-2. inside the current block only, ``x0 = argmax(logits / temperature + Gumbel)`` with the noise
-   in float64 (temperature 0: argmax);
-3. confidence = softmax probability of ``x0`` (``low_confidence``) or uniform (``random``);
-   positions already committed get -inf;
+1. logits = model(x) (with classifier-free guidance: a second row with every position that was
+   not a mask at the start, the prompt's left padding included, replaced by the mask token, and
+   ``un + (scale + 1) * (cond - un)``, as LLaDA's reference does);
+2. inside the current block only, ``x0 = argmax(exp(logits) / (-log u) ** temperature)`` with
+   ``u ~ U(0, 1)`` and the arithmetic in float64, the reference's own Gumbel-max (temperature 0:
+   argmax of the logits);
+3. confidence = ``softmax(logits)`` at ``x0``, computed as the reference computes it (a softmax
+   in the logits' dtype, so confidences near 1 stay apart), for ``low_confidence``, or uniform
+   (``random``); positions already committed get -inf;
 4. commit the top ``ceil(masks left in block / steps left in block)`` positions per row (LLaDA's
    even split), or with ``threshold``: every position with confidence >= threshold, at least one
    (Fast-dLLM's parallel decoding; then ``steps`` is not used and blocks end when they are full).
 
-The mask token itself is never sampled; ``suppress_eos`` bans EOS too.
+The mask token itself is never sampled; ``suppress_eos`` bans EOS too. ``denoise(greedy_rows=...)``
+decodes chosen rows at temperature 0 while the others sample (test-time scaling keeps one greedy
+candidate this way); every row still draws its noise, so the other rows' draws do not change.
 
 Work beyond the forward pass touches only the current block's positions.
 """
@@ -36,7 +42,7 @@ REMASKING = ("low_confidence", "random")
 
 @dataclass
 class DecodeConfig:
-    """How to denoise (spec section 2)."""
+    """How to denoise (docs/method.md section 2)."""
 
     gen_length: int = field(default=16, metadata={"help": "response length in tokens"})
     steps: int = field(default=16, metadata={"help": "denoising steps over the whole response"})
@@ -114,7 +120,7 @@ def start(model: DiffusionLM, prompts: Sequence[Sequence[int]], responses: Seque
     commit_step = torch.where(masked, PENDING, PREFILLED).to(torch.long)
     nan = torch.full((b, g), float("nan"), device=dev)
     return Trajectory(tokens=tokens, attention_mask=attn, prompt_length=p,
-                      conditioned=(attn.bool() & (tokens != model.mask_token_id)),
+                      conditioned=(tokens != model.mask_token_id),
                       commit_step=commit_step, logprob=nan, confidence=nan.clone(),
                       steps_done=0, mask_token_id=model.mask_token_id)
 
@@ -124,6 +130,8 @@ def _model_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, repli
     if replicas > 1:  # rows come in runs of identical copies: one forward per run, shared
         x, attn = x[::replicas], attn[::replicas]
     if cfg.cfg_scale > 0:
+        # the reference's unconditional row: every position that was not a mask at the start
+        # (prompt, its left padding, pre-filled response tokens) becomes the mask token
         cond_rows = traj.conditioned[::replicas] if replicas > 1 else traj.conditioned
         uncond = x.masked_fill(cond_rows, model.mask_token_id)
         both = model.logits(torch.cat([x, uncond]), torch.cat([attn, attn]))
@@ -134,24 +142,32 @@ def _model_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, repli
     return logits.repeat_interleave(replicas, 0) if replicas > 1 else logits
 
 
-def _sample_block(logits: torch.Tensor, cfg: DecodeConfig, generator: torch.Generator | None):
-    """``[B, bl, V]`` block logits -> (x0, confidence, log-prob of x0 under the sampler)."""
-    logits = logits.float()
+def _sample_block(logits: torch.Tensor, cfg: DecodeConfig, generator: torch.Generator | None,
+                  greedy_rows: torch.Tensor | None = None):
+    """``[B, bl, V]`` block logits -> (x0, confidence, log-prob of x0 under the sampler).
+
+    The arithmetic restates LLaDA's reference ``generate``: Gumbel-max as
+    ``exp(logits) / (-log u) ** T`` in float64, confidence as ``softmax(logits)`` in the logits'
+    own dtype. ``greedy_rows`` (``[B]`` bool): rows that take the argmax whatever the temperature
+    (their noise is drawn and unused).
+    """
     if cfg.temperature > 0:
         u = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
-        gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
-        x0 = (logits.double() / cfg.temperature + gumbel).argmax(-1)
+        x0 = (logits.double().exp() / (-torch.log(u)) ** cfg.temperature).argmax(-1)
+        if greedy_rows is not None:
+            x0 = torch.where(greedy_rows[:, None], logits.argmax(-1), x0)
     else:
         x0 = logits.argmax(-1)
-    picked = logits.gather(-1, x0[..., None]).squeeze(-1)
-    model_logp = picked - torch.logsumexp(logits, -1)
+    lf = logits.float()
+    model_logp = torch.log_softmax(lf, -1).gather(-1, x0[..., None]).squeeze(-1)
     if cfg.temperature > 0:
-        scaled = logits / cfg.temperature
-        logp = picked / cfg.temperature - torch.logsumexp(scaled, -1)
+        logp = torch.log_softmax(lf / cfg.temperature, -1).gather(-1, x0[..., None]).squeeze(-1)
+        if greedy_rows is not None:  # a greedy row samples from softmax(logits), as at temperature 0
+            logp = torch.where(greedy_rows[:, None], model_logp, logp)
     else:
         logp = model_logp  # at temperature 0 the sampler's distribution is softmax(logits)
     if cfg.remasking == "low_confidence":
-        conf = model_logp.exp()
+        conf = torch.softmax(logits, -1).gather(-1, x0[..., None]).squeeze(-1).float()
     else:
         conf = torch.rand(x0.shape, device=logits.device, generator=generator)
     return x0, conf, logp
@@ -171,7 +187,7 @@ def _current_block(traj: Trajectory, cfg: DecodeConfig) -> int | None:
 @torch.no_grad()
 def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: int | None = None,
             hooks: Sequence[Hook] = (), generator: torch.Generator | None = None,
-            replicas: int = 1) -> Trajectory:
+            replicas: int = 1, greedy_rows: torch.Tensor | None = None) -> Trajectory:
     """Run up to ``num_steps`` more steps (all that are left when None) from ``traj``'s state.
 
     Returns a new trajectory; ``traj`` is not modified. Running ``a`` steps then ``b`` steps
@@ -180,6 +196,8 @@ def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: 
     ``replicas``: the input's rows are runs of that many identical copies (``repeat_interleave``,
     as test-time scaling makes them); the first step then runs one forward per run and shares
     its logits (the copies still draw their own noise). Later steps differ and run in full.
+
+    ``greedy_rows``: ``[B]`` bool, rows decoded at temperature 0 whatever ``cfg.temperature``.
     """
     if traj.gen_length != cfg.gen_length:
         raise MroError(f"trajectory has {traj.gen_length} response positions but gen_length is {cfg.gen_length}")
@@ -198,7 +216,7 @@ def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: 
         lo, hi = p + block * bl, p + (block + 1) * bl
         logits = _model_logits(model, traj, cfg, replicas if ran == 0 else 1)[:, lo:hi]
         logits[..., banned] = float("-inf")  # in place: the full logits are this step's own, unused elsewhere
-        x0, conf, logp = _sample_block(logits, cfg, generator)
+        x0, conf, logp = _sample_block(logits, cfg, generator, greedy_rows)
         masked = traj.tokens[:, lo:hi] == model.mask_token_id
         conf = conf.masked_fill(~masked, float("-inf"))
         if cfg.threshold is None:

@@ -25,8 +25,9 @@ class Trajectory:
         tokens: ``[B, N]`` prompt + response; still-masked positions hold the mask id.
         attention_mask: ``[B, N]`` 1 for real tokens, 0 for left padding.
         prompt_length: ``P``; the response is ``tokens[:, P:]`` (``G`` positions).
-        conditioned: ``[B, N]`` True where the input was given (prompt and pre-filled response
-            positions, not padding): what classifier-free guidance masks.
+        conditioned: ``[B, N]`` True where the input was not a mask at the start (prompt, its
+            left padding, pre-filled response positions): what classifier-free guidance masks,
+            as LLaDA's reference does.
         commit_step: ``[B, G]`` step of commitment, ``PREFILLED`` or ``PENDING``.
         logprob: ``[B, G]`` log-probability of the committed token under the sampling
             distribution (``softmax(logits / temperature)``; at temperature 0, ``softmax(logits)``);

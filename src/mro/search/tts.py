@@ -24,15 +24,23 @@ from mro.sampling import DecodeConfig, Trajectory, denoise, start
 from mro.search.decoders import DecodeResult, register_decoder
 
 SELECT = ("vote", "reward")
+#: temperature of the search decoders when none is given (docs/method.md section 5)
+SEARCH_TEMPERATURE = 0.5
 
 
 @dataclass
 class SearchConfig(RewardConfig):
     """Test-time scaling settings (spec section 5) on top of the reward settings."""
 
+    tv_tokens: str = field(default="all", metadata={
+        "help": "tokens verified per segment: a number or 'all' (search default: all; one random token, the "
+                "paper's choice, is too noisy when a step commits several tokens: docs/method.md section 5)"})
     k: int = field(default=4, metadata={"help": "candidates per segment (tts-*) or responses (best-of-n)"})
     w: int = field(default=1, metadata={"help": "steps per segment (the paper: 32 of 256)"})
     select: str = field(default="vote", metadata={"help": "best-of-n choice: vote (majority) | reward"})
+    greedy_candidate: bool = field(default=True, metadata={
+        "help": "one of the k candidates (the first) continues greedily (temperature 0), so the search "
+                "can always keep the greedy path (docs/method.md section 5)"})
 
     def __post_init__(self):
         super().__post_init__()
@@ -47,24 +55,39 @@ class SearchConfig(RewardConfig):
 SegmentScore = Callable[[Trajectory, tuple[int, int], bool], torch.Tensor]
 
 
+def check_diversity(cfg: DecodeConfig, k: int) -> None:
+    """A search over ``k > 1`` candidates needs temperature > 0: at 0 they are all the same."""
+    if k > 1 and cfg.temperature == 0:
+        raise MroError(f"test-time scaling with k={k} needs a temperature > 0 (at 0 the k candidates are "
+                       f"identical); leave --temperature unset for the search default {SEARCH_TEMPERATURE}, "
+                       "or use --k 1 / --decode vanilla")
+
+
 def segment_search(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, k: int, w: int,
-                   score: SegmentScore, generator: torch.Generator | None = None) -> tuple[Trajectory, list[list]]:
+                   score: SegmentScore, generator: torch.Generator | None = None,
+                   greedy_candidate: bool = False) -> tuple[Trajectory, list[list]]:
     """Decode by segments of ``w`` steps keeping the best of ``k`` candidates (by ``score``).
 
     ``score(candidates, (start, end), final)`` returns one value per candidate row (rows
     ``i*k .. i*k+k-1`` continue prompt ``i``). Returns the chosen trajectory and, per prompt,
-    the candidates' scores of every segment.
+    the candidates' scores of every segment. ``greedy_candidate``: candidate 0 of every prompt
+    continues at temperature 0 (the others sample); ties in ``score`` go to it.
     """
     if cfg.threshold is not None:
         raise MroError("test-time scaling needs a fixed step schedule; drop --threshold")
+    check_diversity(cfg, k)
     traj = start(model, prompts, responses, gen_length=cfg.gen_length)
     b = traj.batch_size
     history: list[list] = [[] for _ in range(b)]
     offsets = torch.arange(b, device=traj.tokens.device) * k
+    greedy = None
+    if greedy_candidate and k > 1:
+        greedy = torch.arange(b * k, device=traj.tokens.device) % k == 0
     while traj.steps_done < cfg.steps:
         s = traj.steps_done
         e = min(s + w, cfg.steps)
-        cands = denoise(model, traj.repeat_interleave(k), cfg, num_steps=e - s, generator=generator, replicas=k)
+        cands = denoise(model, traj.repeat_interleave(k), cfg, num_steps=e - s, generator=generator, replicas=k,
+                        greedy_rows=greedy)
         scores = score(cands, (s, e), e == cfg.steps).view(b, k)
         best = scores.argmax(-1)
         traj = cands.index(offsets + best)
@@ -94,7 +117,8 @@ def tts_mro(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator
             total = total + reward.quality(texts, targets=reward.vote_targets(texts, search.k)).to(total.device)
         return total
 
-    traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator)
+    traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator,
+                                    search.greedy_candidate)
     return _result(traj, cfg, search.k, search.w, history, (reward.dlm_forwards - f0), (reward.scorer_texts - s0))
 
 
@@ -109,7 +133,8 @@ def tts_cbr(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator
         conf = torch.where(inside, cands.confidence, torch.zeros_like(cands.confidence))
         return conf.sum(-1) / inside.sum(-1).clamp_min(1)
 
-    traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator)
+    traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator,
+                                    search.greedy_candidate)
     return _result(traj, cfg, search.k, search.w, history, 0, 0)
 
 
@@ -137,7 +162,8 @@ def best_of_n(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generat
         q = reward.quality(texts, targets=reward.vote_targets(texts, k)) if reward.weights.w_q else 0.0
         return intra + torch.as_tensor(q, device=intra.device)
 
-    traj, history = segment_search(model, prompts, responses, cfg, k, cfg.steps, score, generator)
+    traj, history = segment_search(model, prompts, responses, cfg, k, cfg.steps, score, generator,
+                                    search.greedy_candidate)
     extra_f = (reward.dlm_forwards - f0) if search.select == "reward" else 0
     extra_s = (reward.scorer_texts - s0) if search.select == "reward" else 0
     return _result(traj, cfg, k, cfg.steps, history, extra_f, extra_s)
