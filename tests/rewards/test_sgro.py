@@ -133,3 +133,17 @@ def test_importance_weighted_group_estimate_is_unbiased(proposal):
         unweighted = f_tiled.gather(1, idx).mean(1).reshape(B, reps).mean(1)
         assert ((unweighted - full_mean).abs() > 5 * stderr).any()
     assert math.isfinite(float(estimate.sum()))
+
+
+def test_w_q_is_applied_once_on_the_combined_return(tiny_model):
+    """MultiReward.quality gives the unweighted R_q; group_returns weights it by w_q, once."""
+    from mro.rewards.multi import MultiReward, RewardConfig
+    from mro.tasks import get_task
+
+    task = get_task("sudoku")
+    ex = task.generate(1, seed=0)[0]
+    reward = MultiReward(tiny_model, task, RewardConfig(rewards="q=0.5"))
+    q = reward.quality([ex.data["solution"]], examples=[ex])
+    assert q.tolist() == [2.0]  # correct (1) + format (1), not yet weighted
+    returns = group_returns(torch.zeros(1, 2), None, q, w_q=reward.weights.w_q)
+    assert returns.tolist() == [[0.0, 1.0]]  # 0.5 * 2, not 0.5 * 0.5 * 2

@@ -104,7 +104,12 @@ class MultiReward:
 
     def quality(self, texts: Sequence[str], targets: Sequence[Any] | None = None,
                 examples: Sequence[Example] | None = None) -> torch.Tensor:
-        """``[B]`` ``w_q * R_q``: against ``targets`` (test time) or the examples' references."""
+        """``[B]`` ``R_q``, unweighted: against ``targets`` (test time) or the examples' references.
+
+        ``w_q`` is applied in one place, :func:`mro.rewards.sgro.group_returns`, which every
+        combination of intra rewards and ``R_q`` goes through (training returns and test-time
+        scores alike). Zeros when ``q`` is off.
+        """
         if not self.weights.w_q:
             return torch.zeros(len(texts))
         out = []
@@ -115,7 +120,7 @@ class MultiReward:
             out.append(quality_reward(self.task, examples[i] if examples else None, text,
                                       targets[i] if targets is not None else None,
                                       self.cfg.correct_weight, self.cfg.format_weight))
-        return self.weights.w_q * torch.tensor(out)
+        return torch.tensor(out)
 
     def potentials(self, traj: Trajectory, at: Sequence[int], examples: Sequence[Example]) -> torch.Tensor:
         """``[B, len(at)]`` the SGRO potential ``Phi`` of the states after each step count in ``at``

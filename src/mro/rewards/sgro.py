@@ -67,6 +67,10 @@ def group_returns(
 ) -> torch.Tensor:
     """``[B, G]`` group returns ``intra + [last] * w_q * R_q + lam * phi[:, 1:] - phi[:, :-1]``.
 
+    The one place ``w_q`` is applied: ``final_quality`` is the unweighted ``R_q`` (what
+    :meth:`mro.rewards.multi.MultiReward.quality` and :func:`mro.rewards.quality.quality_reward`
+    return); ``intra`` already carries ``w_tv`` and ``w_ppl`` (``MultiReward.intra``).
+
     ``phi`` is ``[B, G+1]``, the potential at every group boundary (``phi[:, g]`` at the start of
     group ``g``, ``phi[:, g+1]`` at its end); ``None`` turns shaping off. ``final_quality`` is
     ``[B]``; it is ignored (may be ``None``) when ``w_q == 0``. With ``lam = 1`` the shaping

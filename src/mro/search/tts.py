@@ -20,6 +20,7 @@ from mro.models.base import DiffusionLM
 from mro.rewards.multi import MultiReward, RewardConfig
 from mro.rewards.perplexity import state_texts
 from mro.rewards.quality import group_vote_targets
+from mro.rewards.sgro import group_returns
 from mro.sampling import DecodeConfig, Trajectory, denoise, start
 from mro.search.decoders import DecodeResult, register_decoder
 
@@ -111,11 +112,12 @@ def tts_mro(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator
     f0, s0 = reward.dlm_forwards, reward.scorer_texts
 
     def score(cands: Trajectory, seg: tuple[int, int], final: bool) -> torch.Tensor:
-        total = reward.intra(cands, [seg], generator=generator)[:, 0]
+        intra = reward.intra(cands, [seg], generator=generator)
+        q = None
         if final and reward.weights.w_q:
             texts = reward.texts(cands)
-            total = total + reward.quality(texts, targets=reward.vote_targets(texts, search.k)).to(total.device)
-        return total
+            q = reward.quality(texts, targets=reward.vote_targets(texts, search.k)).to(intra.device)
+        return group_returns(intra, None, q, w_q=reward.weights.w_q if final else 0.0)[:, 0]
 
     traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator,
                                     search.greedy_candidate)
@@ -158,9 +160,9 @@ def best_of_n(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generat
             targets = group_vote_targets(task, answers, k)
             out = [float(a is not None and t is not None and task.same_answer(a, t)) for a, t in zip(answers, targets)]
             return torch.tensor(out, device=cands.tokens.device)
-        intra = reward.intra(cands, [(0, cfg.steps)], generator=generator)[:, 0]
-        q = reward.quality(texts, targets=reward.vote_targets(texts, k)) if reward.weights.w_q else 0.0
-        return intra + torch.as_tensor(q, device=intra.device)
+        intra = reward.intra(cands, [(0, cfg.steps)], generator=generator)
+        q = reward.quality(texts, targets=reward.vote_targets(texts, k)).to(intra.device) if reward.weights.w_q else None
+        return group_returns(intra, None, q, w_q=reward.weights.w_q)[:, 0]
 
     traj, history = segment_search(model, prompts, responses, cfg, k, cfg.steps, score, generator,
                                     search.greedy_candidate)
