@@ -247,7 +247,7 @@ def test_load_d1_input_output_shape(task, tmp_path):
         ('{"input": [44, 19], "output": "63"}', "'input' must be comma-separated integers"),
         ('{"input": "44,19", "output": "6.3"}', "'output' must be an integer"),
         ('{"input": "44,19", "output": true}', "'output' must be an integer"),
-        ('{"question": "?"}', "missing key 'nums' \\(expected 'nums' and 'target', or d1's 'input' and 'output'\\)"),
+        ('{"question": "?"}', "unknown countdown record shape .*expected one of: .*nums.*d1's.*Dream's"),
     ],
 )
 def test_load_d1_malformed_line(task, tmp_path, line, reason):
@@ -257,3 +257,33 @@ def test_load_d1_malformed_line(task, tmp_path, line, reason):
         task.load(str(path))
     assert str(err.value).startswith(f"{path}:2: ")
     assert "\n" not in str(err.value)
+
+
+def test_load_dream_shape(task, tmp_path):
+    """Dream's Countdown files: the numbers then the target in 'input', a worked solution in 'output'."""
+    path = tmp_path / "countdown_dream.jsonl"
+    rows = [{"input": "15,44,79,50", "output": "44-15=29,79-29=50"}, {"input": "44,19,35", "output": "98"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    examples = task.load(str(path))
+    assert [e.data for e in examples] == [{"nums": [15, 44, 79], "target": 50}, {"nums": [44, 19, 35], "target": 98}]
+    assert task.score(examples[0], "<answer>79-(44-15)</answer>") == {"correct": 1.0}
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("3+4", "4+3", True),
+    ("(3)+4", "4 + 3", True),
+    ("2*3+1", "1+3*2", True),
+    ("3+4", "5+2", False),       # same value, other numbers
+    ("3+4", "3*4", False),       # same numbers, other value
+    ("3+4", "3+4+0", False),
+    ("abc", " a b c", True),     # text that does not parse compares by its characters
+    ("3+4", "abc", False),
+])
+def test_same_answer_compares_meaning(task, a, b, same):
+    assert task.same_answer(a, b) is same
+
+
+def test_majority_vote_counts_reorderings_as_one_answer(task):
+    from mro.rewards.quality import majority_vote
+
+    assert majority_vote(["5+2", "3+4", "4+3"], task.same_answer) == "3+4"

@@ -1,5 +1,7 @@
 """4x4 Sudoku task: grids, generator, CSV loader, infilling layout, extraction and scoring."""
 
+import json
+
 import pytest
 
 from mro.errors import MroError
@@ -174,4 +176,38 @@ def test_load_csv_missing_file_or_columns(task, tmp_path):
     path = tmp_path / "cols.csv"
     path.write_text(f"quizzes,solutions\n{'0' * 16},{GRID}\n")
     with pytest.raises(MroError, match=f"{path}:1: missing column"):
+        task.load(str(path))
+
+
+def test_load_dream_jsonl(task, tmp_path):
+    """Dream's Sudoku files: the 4x4 grid in 4 lines, as 'input' (0 = blank) and 'output'."""
+    path = tmp_path / "sudoku_dream.jsonl"
+    puzzle = "0" * 12 + "4321"
+    rows = [{"input": "\n".join(puzzle[i:i + 4] for i in range(0, 16, 4)),
+             "output": "\n".join(GRID[i:i + 4] for i in range(0, 16, 4))},
+            {"puzzle": puzzle, "solution": GRID}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    examples = task.load(str(path))
+    assert [e.data for e in examples] == [{"puzzle": puzzle, "solution": GRID}] * 2
+    assert examples[0].id == "sudoku_dream-0"
+
+
+@pytest.mark.parametrize("content, where", [
+    ('{"quizzes": "0000", "solutions": "1234"}\n', ":1: unknown sudoku record shape"),
+    ("a,b\n1,2\n", ":1: missing column"),
+])
+def test_load_unknown_shape_names_the_shapes(task, tmp_path, content, where):
+    path = tmp_path / "data.txt"
+    path.write_text(content)
+    with pytest.raises(MroError, match=where) as err:
+        task.load(str(path))
+    message = str(err.value)
+    assert "\n" not in message and "d1's CSV" in message and "Dream's JSONL" in message
+
+
+def test_load_dream_jsonl_bad_grid_names_the_line(task, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"input": "0" * 16, "output": GRID}) + "\n"
+                    + json.dumps({"input": "0" * 16, "output": "1234\n1234\n1234\n1234"}) + "\n")
+    with pytest.raises(MroError, match=f"{path}:2: solution .* is not a valid"):
         task.load(str(path))

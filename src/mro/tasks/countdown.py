@@ -4,8 +4,11 @@ Spec section 6 (Countdown@64/128 in the paper, the ``Jiayi-Pan/Countdown-Tasks-3
 d1). The generator emits only solvable problems: it builds a random expression over the drawn
 numbers (exact arithmetic, every intermediate value a positive integer) and takes its value as the
 target. The verifier parses answers with ``ast`` and a whitelist of node types; it never evaluates
-model text as Python. Data files come in two shapes: ``nums`` (list of ints) and ``target`` (int),
-or d1's test set (``countdown_cd3_test.jsonl``): ``input`` ("44,19,35") and ``output`` ("98").
+model text as Python. Data files (JSONL, or a ``.json`` list) come in the shapes of :data:`SHAPES`:
+``nums`` (list of ints) and ``target`` (int); d1's test set (``countdown_cd3_test.jsonl``):
+``input`` ("44,19,35") and ``output`` ("98"); Dream's: ``input`` ("15,44,79,50", the last number
+is the target) and ``output`` (a worked solution, "44-15=29,79-29=50"). Each record's shape is
+read from its keys and values.
 """
 
 from __future__ import annotations
@@ -159,12 +162,20 @@ def _example(example_id: str, nums: list[int], target: int, solution: str | None
     return Example(id=example_id, question=question, answer=target, data=data)
 
 
+#: the record shapes a countdown data file may hold (named in the error for any other shape)
+SHAPES = ('{"nums": [44, 19, 35], "target": 98}', 'd1\'s {"input": "44,19,35", "output": "98"}',
+          'Dream\'s {"input": "15,44,79,50", "output": "44-15=29,79-29=50"} (the last input number is the target)')
+
+
 def _parse_record(record) -> tuple[list[int], int]:
-    """``nums`` and ``target`` of one JSON object (either shape), or ``MroError`` (no location)."""
+    """``nums`` and ``target`` of one JSON object (any of :data:`SHAPES`), or ``MroError`` (no location)."""
     if not isinstance(record, dict):
         raise MroError(f"expected an object with 'nums' and 'target', got {type(record).__name__}")
     if "nums" not in record and "target" not in record and ("input" in record or "output" in record):
         return _parse_d1_record(record)
+    if "nums" not in record and "target" not in record:
+        raise MroError(f"unknown countdown record shape with keys {sorted(map(str, record))}; "
+                       f"expected one of: {'; '.join(SHAPES)}")
     for key in ("nums", "target"):
         if key not in record:
             raise MroError(f"missing key {key!r} (expected 'nums' and 'target', or d1's 'input' and 'output')")
@@ -185,10 +196,12 @@ def _check_numbers(nums: list[int]) -> list[int]:
 
 
 def _parse_d1_record(record: dict) -> tuple[list[int], int]:
-    """d1's shape: ``input`` = comma-separated numbers (``"44,19,35"``), ``output`` = the target."""
+    """d1's shape: ``input`` = comma-separated numbers (``"44,19,35"``), ``output`` = the target;
+    Dream's: ``input`` = the numbers then the target (``"15,44,79,50"``), ``output`` = a worked
+    solution (``"44-15=29,79-29=50"``, told apart by its ``=``)."""
     for key in ("input", "output"):
         if key not in record:
-            raise MroError(f"missing key {key!r} (d1's shape has 'input' and 'output')")
+            raise MroError(f"missing key {key!r} (d1's and Dream's shapes have 'input' and 'output')")
     text, output = record["input"], record["output"]
     try:
         nums = [int(v) for v in text.split(",")] if isinstance(text, str) else []
@@ -196,6 +209,10 @@ def _parse_d1_record(record: dict) -> tuple[list[int], int]:
         nums = []
     if not nums:
         raise MroError(f"'input' must be comma-separated integers like '44,19,35', got {text!r}")
+    if isinstance(output, str) and "=" in output:  # Dream's shape: the last input number is the target
+        if len(nums) < 2:
+            raise MroError(f"Dream's 'input' holds the numbers then the target, got {text!r}")
+        return _check_numbers(nums[:-1]), nums[-1]
     try:
         target = int(output) if isinstance(output, (str, int)) and not isinstance(output, bool) else None
     except ValueError:
@@ -274,8 +291,9 @@ class CountdownTask(Task):
         return examples
 
     def load(self, path: str) -> list[Example]:
-        """JSONL (or a ``.json`` list) of objects with ``nums`` (list of ints) and ``target`` (int),
-        or with d1's ``input`` (``"44,19,35"``) and ``output`` (``"98"``)."""
+        """JSONL (or a ``.json`` list) of objects in any of :data:`SHAPES`: ``nums`` (list of ints)
+        and ``target`` (int); d1's ``input`` (``"44,19,35"``) and ``output`` (``"98"``); Dream's
+        ``input`` (``"15,44,79,50"``, target last) and ``output`` (``"44-15=29,79-29=50"``)."""
         file = Path(path)
         if not file.is_file():
             raise MroError(f"countdown data file {path} does not exist")
@@ -343,10 +361,17 @@ class CountdownTask(Task):
         return 1.0
 
     def same_answer(self, a: str | None, b: str | None) -> bool:
-        """Equal expressions up to whitespace (``3 + 4`` is ``3+4``; ``4+3`` is another answer)."""
+        """Whether two answers mean the same: the same exact value from the same numbers (as a
+        multiset), however written (``3+4``, ``4+3`` and ``(4)+3`` are one answer; ``5+2`` is
+        another). Text that does not parse as an expression compares by its characters, spaces
+        ignored. The majority vote of test-time scaling counts answers through this."""
         if a is None or b is None:
             return a is b
-        return "".join(a.split()) == "".join(b.split())
+        try:
+            (va, used_a), (vb, used_b) = parse_expression(a), parse_expression(b)
+        except MroError:
+            return "".join(a.split()) == "".join(b.split())
+        return va == vb and sorted(used_a) == sorted(used_b)
 
     def score(self, example: Example, response: str) -> dict[str, float]:
         """``correct`` is 1 when the expression uses exactly the given numbers and hits the target."""

@@ -130,12 +130,53 @@ def _example(example_id: str, puzzle: str, solution: str) -> Example:
     )
 
 
+#: the data file shapes :meth:`SudokuTask.load` reads (named in the error for any other shape)
+SHAPES = ("d1's CSV with header Puzzle,Solution (16-digit strings, 0 = blank)",
+          'Dream\'s JSONL {"input": "0200\\n4302\\n...", "output": "1243\\n..."} (the grid in 4 lines)',
+          'JSONL {"puzzle": "0200...", "solution": "1243..."}')
+
+
 def _csv_columns(header: list[str], path: str) -> tuple[int, int]:
     names = [h.strip().lower() for h in header]
     missing = [c for c in ("puzzle", "solution") if c not in names]
     if missing:
-        raise MroError(f"{path}:1: missing column(s) {', '.join(missing)} (header must be Puzzle,Solution)")
+        raise MroError(f"{path}:1: missing column(s) {', '.join(missing)} (header must be Puzzle,Solution); "
+                       f"sudoku data files are one of: {'; '.join(SHAPES)}")
     return names.index("puzzle"), names.index("solution")
+
+
+def _grid_text(value, key: str) -> str:
+    """A grid from a JSON value: digits, possibly over several lines (Dream's 4 rows of 4)."""
+    if not isinstance(value, str):
+        raise MroError(f"{key!r} must be a string of digits, got {value!r}")
+    return "".join(value.split())
+
+
+def _json_rows(path: str, text: str) -> list[tuple[int, str, str]]:
+    """``(line, puzzle, solution)`` of a JSONL file in Dream's or the puzzle/solution shape."""
+    import json
+
+    rows = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise MroError(f"{path}:{line_no}: invalid JSON ({e.msg})") from None
+        if isinstance(record, dict) and "input" in record and "output" in record:
+            keys = ("input", "output")
+        elif isinstance(record, dict) and "puzzle" in record and "solution" in record:
+            keys = ("puzzle", "solution")
+        else:
+            found = sorted(map(str, record)) if isinstance(record, dict) else type(record).__name__
+            raise MroError(f"{path}:{line_no}: unknown sudoku record shape ({found}); "
+                           f"sudoku data files are one of: {'; '.join(SHAPES)}")
+        try:
+            rows.append((line_no, _grid_text(record[keys[0]], keys[0]), _grid_text(record[keys[1]], keys[1])))
+        except MroError as e:
+            raise MroError(f"{path}:{line_no}: {e}") from None
+    return rows
 
 
 def _parse_row(puzzle: str, solution: str) -> tuple[str, str]:
@@ -197,15 +238,30 @@ class SudokuTask(Task):
         return examples
 
     def load(self, path: str) -> list[Example]:
-        """d1's CSV (header ``Puzzle,Solution``, 16-digit strings, 0 = blank)."""
+        """A data file in any of :data:`SHAPES`, told apart by its content: d1's CSV (header
+        ``Puzzle,Solution``, 16-digit strings, 0 = blank), Dream's JSONL (``input``/``output``,
+        the grid in 4 lines of 4 digits) or JSONL with ``puzzle``/``solution``."""
+        from mro.io import read_text
+
         file = Path(path)
         if not file.is_file():
             raise MroError(f"sudoku data file {path} does not exist")
+        text = read_text(file, "sudoku data file").lstrip("\ufeff")
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        if first.startswith("{"):
+            examples = []
+            for line, puzzle, solution in _json_rows(path, text):
+                try:
+                    puzzle, solution = _parse_row(puzzle, solution)
+                except MroError as e:
+                    raise MroError(f"{path}:{line}: {e}") from None
+                examples.append(_example(f"{file.stem}-{len(examples)}", puzzle, solution))
+            return examples
         with file.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
-                raise MroError(f"{path}:1: empty file (expected header Puzzle,Solution)")
+                raise MroError(f"{path}:1: empty file; sudoku data files are one of: {'; '.join(SHAPES)}")
             p_col, s_col = _csv_columns(header, path)
             examples = []
             for row in reader:
