@@ -54,7 +54,9 @@ class EvalConfig(SearchConfig):
 
     model: str = field(default="sudoku-tiny", metadata={"help": "built-in model name, local folder or hub id"})
     task: str = field(default="sudoku", metadata={"help": "task name"})
-    data: str | None = field(default=None, metadata={"help": "data file (default: the task's generator)"})
+    data: str | None = field(default=None, metadata={
+        "help": "data file (its shape is read from it), or hub:ID[:CONFIG[:SPLIT]] for a Hugging Face data set, "
+                "e.g. hub:openai/gsm8k:main:test (default: the task's generator)"})
     n: int | None = field(default=500, metadata={
         "help": "number of examples (first n of the file; null in a config file: all of it)",
         "min": 1, "max": MAX_EXAMPLES})
@@ -122,9 +124,26 @@ def parse_options(text: str) -> dict:
     return out
 
 
+def parse_hub_data(spec: str) -> tuple[str, str | None, str | None]:
+    """``hub:ID[:CONFIG[:SPLIT]]`` -> ``(id, config or None, split or None)``; an empty part is
+    the default (``hub:openai/gsm8k::test``)."""
+    parts = spec[len("hub:"):].split(":")
+    if not parts[0].strip() or len(parts) > 3:
+        raise MroError(f"--data {spec!r}: a hub data set is hub:ID[:CONFIG[:SPLIT]], e.g. hub:openai/gsm8k:main:test")
+    parts = [p.strip() or None for p in parts] + [None] * (3 - len(parts))
+    return parts[0], parts[1], parts[2]
+
+
 def load_examples(task, cfg: EvalConfig):
     """The evaluation problems: the first ``n`` of the data file, or ``n`` generated test problems."""
-    if cfg.data:
+    if cfg.data and cfg.data.startswith("hub:"):
+        hub_id, config, split = parse_hub_data(cfg.data)
+        if not hasattr(task, "load_hub"):
+            raise MroError(f"task {task.name} reads no hub data sets; pass a local data file or leave --data "
+                           "unset for the generator")
+        examples = task.load_hub(split=split, hub_id=hub_id, config=config)[: cfg.n]
+        source = cfg.data
+    elif cfg.data:
         examples = task.load(cfg.data)[: cfg.n]
         source = cfg.data
     else:

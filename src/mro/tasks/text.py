@@ -122,9 +122,13 @@ class TextTask(Task):
         rows = read_rows(path, self.columns, self.name)
         return [self.example(row, i, Path(path).stem) for i, row in enumerate(rows)]
 
-    def load_hub(self, split: str | None = None) -> list[Example]:
-        """The public data set from the Hugging Face hub (``split`` defaults to its test split)."""
-        hub_id, config, default = self.hub
+    def load_hub(self, split: str | None = None, hub_id: str | None = None,
+                 config: str | None = None) -> list[Example]:
+        """A data set from the Hugging Face hub: the task's public one by default (``split``
+        defaults to its test split), or ``hub_id`` (with ``config``) holding the task's columns."""
+        default_id, default_config, default = self.hub
+        if hub_id is None or hub_id == default_id:
+            hub_id, config = default_id, config if config is not None else default_config
         split = split or default
         rows = hub_rows(hub_id, config, split, self.columns, self.name)
         source = hub_id.split("/")[-1] + (f"-{config}" if config else "") + f"-{split}"
