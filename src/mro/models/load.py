@@ -3,7 +3,7 @@
 Built-in names are the folders of ``mro/checkpoints`` (shipped in the package). A folder whose
 ``config.json`` has ``model_type: mro-tiny`` is a tiny model. Anything else (a Hugging Face hub id
 or a local transformers checkpoint: LLaDA, Dream, a masked LM) goes to the ``hf`` backend
-(issue 5), which gives a one-line error saying how to pass a local path when the hub is unreachable.
+which gives a one-line error saying how to pass a local path when the hub is unreachable.
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ def load_model(name: str, device: str = "cpu", dtype: str = "auto") -> Diffusion
         from mro.models.tiny import TinyDLM
 
         model = TinyDLM.load(folder, name=name)
+        if model.module.cfg.causal:  # an autoregressive scorer would decode as a diffusion model, all wrong
+            raise MroError(f"model {name!r} is a causal (autoregressive) model, not a diffusion model: it cannot "
+                           f"decode; use it as a perplexity scorer (--ppl-scorer {name}) and pick a diffusion "
+                           f"model for --model")
         model.module.to(dev)
         if dtype != "auto":
             model.module.to(resolve_dtype(dtype, dev))
