@@ -11,63 +11,15 @@ training stream never emits a test problem (``split="train"`` vs ``split="test"`
 
 from __future__ import annotations
 
-import hashlib
-import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from mro.errors import MroError
+from mro.tasks.example import Example, TinyInput, heldout_bucket, last_answer_block, tiny_batch
+from mro.tasks.protocols import build_prompt
+from mro.tasks.registry import get_task, register_task, task_names
 
-
-@dataclass
-class Example:
-    """One problem.
-
-    Attributes:
-        id: stable identifier (unique within a data set).
-        question: the problem as text.
-        answer: the reference answer (what ``score`` compares against).
-        data: task-specific fields (e.g. ``puzzle``/``solution`` or ``nums``/``target``).
-    """
-
-    id: str
-    question: str
-    answer: Any
-    data: dict = field(default_factory=dict)
-
-
-@dataclass
-class TinyInput:
-    """A problem laid out for a built-in character model.
-
-    ``response_ids`` has the task's ``tiny_gen_length`` entries; positions to be generated hold
-    ``mask_token_id``, pre-filled positions (Sudoku givens) hold their token.
-    """
-
-    prompt_ids: list[int]
-    response_ids: list[int]
-
-
-def tiny_batch(task: "Task", examples: list[Example], tokenizer) -> tuple[list[list[int]], list[list[int]]]:
-    """Prompt ids and pre-filled responses of ``examples`` in the tiny models' layout."""
-    laid = [task.tiny_input(ex, tokenizer) for ex in examples]
-    return [x.prompt_ids for x in laid], [x.response_ids for x in laid]
-
-
-def heldout_bucket(key: str, test_fraction: float = 0.1) -> bool:
-    """True when a problem (by its canonical string) belongs to the held-out split."""
-    h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-    return (h % 10_000) < int(test_fraction * 10_000)
-
-
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-def last_answer_block(response: str) -> str:
-    """The content of the last ``<answer>...</answer>`` block, or the whole response."""
-    blocks = _ANSWER_BLOCK.findall(response)
-    return blocks[-1] if blocks else response
+__all__ = ["Example", "Task", "TinyInput", "get_task", "heldout_bucket", "last_answer_block", "register_task",
+           "task_names", "tiny_batch"]
 
 
 class Task(ABC):
@@ -114,8 +66,6 @@ class Task(ABC):
                shots: list[Example] | None = None) -> tuple[str | None, str]:
         """``(system, user)`` text prompt for text models under an evaluation protocol (``d1`` or
         ``mro``, :mod:`mro.tasks.protocols`); ``shots`` default to the protocol's built-in ones."""
-        from mro.tasks.protocols import build_prompt
-
         return build_prompt(self, example, protocol, shots)
 
     def format_score(self, response: str) -> float:
@@ -137,29 +87,3 @@ class Task(ABC):
     def same_answer(self, a: Any, b: Any) -> bool:
         """Whether two extracted answers are the same (majority vote, test-time ``R_q``)."""
         return a == b
-
-
-_REGISTRY: dict[str, type[Task]] = {}
-
-
-def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task available by its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def task_names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def get_task(name: str, **options) -> Task:
-    """The task called ``name``; an unknown name is a one-line error listing the known ones."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise MroError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**options)
-
-
-def _load_builtin() -> None:
-    from mro.tasks import countdown, gpqa, gsm8k, math500, sudoku  # noqa: F401  (registers)

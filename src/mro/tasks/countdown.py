@@ -25,6 +25,7 @@ from mro.errors import MroError
 from mro.io import read_text
 from mro.tasks.checkers import boxed
 from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, last_answer_block, register_task
+from mro.tasks.protocols import COUNTDOWN_QUESTION as QUESTION
 
 MAX_SOLUTION_LENGTH = 20
 MAX_ANSWER_LENGTH = 200
@@ -40,11 +41,6 @@ _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 _LATEX_OPS = {"\\times": "*", "\\cdot": "*", "\\div": "/", "\\left(": "(", "\\right)": ")"}
 #: consecutive rejected draws after which ``generate`` gives up (options leave too few problems).
 _MAX_FAILED_DRAWS = 100_000
-QUESTION = (
-    "Using the numbers {nums}, create an equation that equals {target}. You can use basic "
-    "arithmetic operations (+, -, *, /) and each number can only be used once."
-)
-
 #: an expression tree: a number, or (operator, left, right).
 Node = Union[int, tuple]
 

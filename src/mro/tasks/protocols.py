@@ -23,7 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mro.errors import MroError
-from mro.tasks.base import Example
+from mro.tasks.example import Example
+
+#: the Countdown question (the task's own ``question`` text and the few-shot examples')
+COUNTDOWN_QUESTION = (
+    "Using the numbers {nums}, create an equation that equals {target}. You can use basic "
+    "arithmetic operations (+, -, *, /) and each number can only be used once."
+)
 
 
 @dataclass(frozen=True)
@@ -212,9 +218,7 @@ def _shot(task: str, i: int, question: str, answer, reasoning: str, **data) -> E
 
 
 def _countdown_shot(i: int, nums: list[int], target: int, expression: str, reasoning: str) -> Example:
-    from mro.tasks.countdown import QUESTION
-
-    return _shot("countdown", i, QUESTION.format(nums=nums, target=target), target, reasoning,
+    return _shot("countdown", i, COUNTDOWN_QUESTION.format(nums=nums, target=target), target, reasoning,
                  nums=nums, target=target, answer_text=expression)
 
 
