@@ -138,15 +138,11 @@ def test_logprob_and_confidence_recorded(tiny_model):
     assert torch.allclose(traj.logprob.exp(), traj.confidence, atol=1e-5)  # temperature 0: both softmax(logits)
 
 
-def test_random_remasking_and_cfg_and_eos_suppression(tiny_model):
+def test_eos_suppression(tiny_model):
+    # random remasking and classifier-free guidance are checked against the reference's arithmetic
+    # in test_reference.py
     p = prompts(3, seed=8)
     eos = tiny_model.eos_token_id
-    r = generate(tiny_model, p, DecodeConfig(gen_length=16, steps=8, remasking="random"),
-                 generator=torch.Generator().manual_seed(0))
-    assert r.done
-    plain = generate(tiny_model, p, DecodeConfig(gen_length=16, steps=16))
-    guided = generate(tiny_model, p, DecodeConfig(gen_length=16, steps=16, cfg_scale=2.0))
-    assert not torch.equal(plain.commit_step, guided.commit_step) or not torch.equal(plain.tokens, guided.tokens)
     hot = DecodeConfig(gen_length=16, steps=16, temperature=50.0, suppress_eos=True)
     for seed in range(3):
         t = generate(tiny_model, p, hot, generator=torch.Generator().manual_seed(seed))
