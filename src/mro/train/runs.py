@@ -334,7 +334,7 @@ def validate(model: DiffusionLM, task: Task, examples: Sequence[Example], cfg, r
 
 
 def plot_curves(log_path: Path, png: Path, title: str) -> None:
-    """Validation solved % and mean training reward against updates and against CPU-minutes."""
+    """Validation solved % and mean training reward against updates and against wall-clock minutes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -346,7 +346,7 @@ def plot_curves(log_path: Path, png: Path, title: str) -> None:
     if not vals and not trains:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, x_key, label in ((axes[0], "update", "update"), (axes[1], "cpu_min", "CPU-minutes")):
+    for ax, x_key, label in ((axes[0], "update", "update"), (axes[1], "wall_min", "wall-clock minutes")):
         for steps in sorted({int(s) for r in vals for s in r["solved"]}):
             ax.plot([r[x_key] for r in vals], [100 * r["solved"][str(steps)] for r in vals], marker="o", ms=3,
                     label=f"val solved % @ {steps} steps")
