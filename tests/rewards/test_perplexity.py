@@ -35,10 +35,33 @@ def test_perplexity_by_hand_and_padding_ignored(scorer):
         assert p == pytest.approx(scorer.perplexity([text])[0], rel=1e-5)
 
 
+def _token_nlls(model, text):
+    tok = model.tokenizer
+    ids = torch.tensor([[tok.bos_token_id] + tok.encode(text)])
+    with torch.no_grad():
+        logp = torch.log_softmax(model.logits(ids)[0, :-1].float(), -1)
+    return -logp[torch.arange(len(ids[0]) - 1), ids[0, 1:]]
+
+
+def _sees_the_future(model) -> bool:
+    """Whether changing the last token changes the score of any earlier token."""
+    for a, b in (("12341", "12342"), ("4321432", "4321431"), ("1", "2")):
+        if not torch.allclose(_token_nlls(model, a)[:-1], _token_nlls(model, b)[:-1], atol=0, rtol=0):
+            return True
+    return False
+
+
 def test_causal_scorer_does_not_see_the_future(scorer):
-    a, b = scorer.perplexity(["12341"]), scorer.perplexity(["12342"])
-    # only the last token differs: all earlier predictions are equal, so the PPLs differ only through it
-    assert a != b
+    assert not _sees_the_future(scorer.model)
+    # the scorer's own PPL of a text is exp(mean of those per-token scores), so a later token cannot
+    # change what the earlier ones contribute: total NLL of "1234" + NLL of its next token
+    short, a, b = scorer.perplexity(["1234", "12341", "12342"])
+    head = 4 * math.log(short)
+    for text, ppl in (("12341", a), ("12342", b)):
+        assert 5 * math.log(ppl) == pytest.approx(head + float(_token_nlls(scorer.model, text)[-1]), rel=1e-5)
+    # the check does catch look-ahead: a bidirectional model fails it
+    torch.manual_seed(0)
+    assert _sees_the_future(TinyDLM.create(name="bi", d_model=32, n_layers=1, n_heads=2, d_ff=64, causal=False))
 
 
 @pytest.mark.parametrize("ppl", [0.0, 1.0, 7.5, 99.9, 100.0, 130.0, 1e12, math.inf, math.nan])

@@ -82,11 +82,56 @@ def test_cbr_and_best_of_n(tiny_model, sudoku_batch, scorer):
     bon = get_decoder("best-of-n")(tiny_model, prompts, responses, cfg, task=task, search=SearchConfig(k=5),
                                    generator=torch.Generator().manual_seed(3))
     assert bon.nfe[0] == 5 * 4 - 4 and len(bon.details[0]["search"]) == 1
-    search = SearchConfig(k=5, select="reward", rewards="tv,ppl,q")
-    by_reward = get_decoder("best-of-n")(tiny_model, prompts, responses, cfg, task=task, search=search,
-                                         reward=MultiReward(tiny_model, task, search, scorer=scorer),
-                                         generator=torch.Generator().manual_seed(3))
-    assert by_reward.trajectory.done
+
+
+def test_best_of_n_by_reward_keeps_the_best_by_a_hand_computed_reward(tiny_model, sudoku_batch, scorer):
+    """Each candidate's score is w_ppl * R_ppl + w_q * R_q (R_q against the majority answer of the
+    prompt's candidates), recomputed here by hand, and the kept response is the best one."""
+    from mro.rewards.perplexity import ppl_to_reward
+    from mro.rewards.quality import majority_vote, quality_reward
+    from mro.sampling import denoise, start
+
+    task, prompts, responses = sudoku_batch
+    k, cfg = 5, DecodeConfig(gen_length=16, steps=4, temperature=1.0)
+    search = SearchConfig(k=k, select="reward", rewards="ppl=2,q=0.5", greedy_candidate=False)
+    res = get_decoder("best-of-n")(tiny_model, prompts, responses, cfg, task=task, search=search,
+                                   reward=MultiReward(tiny_model, task, search, scorer=scorer),
+                                   generator=torch.Generator().manual_seed(3))
+    # the same k candidates, decoded directly
+    cands = denoise(tiny_model, start(tiny_model, prompts, responses, gen_length=16).repeat_interleave(k), cfg,
+                    generator=torch.Generator().manual_seed(3), replicas=k)
+    texts = [tiny_model.tokenizer.decode(r.tolist()) for r in cands.response]
+    for i in range(len(prompts)):
+        mine = texts[i * k:(i + 1) * k]
+        target = majority_vote([task.extract(t) for t in mine], task.same_answer)
+        hand = [2 * ppl_to_reward(scorer.perplexity([t])[0], 100, 100)
+                + 0.5 * quality_reward(task, None, t, target, 1.0 if target is not None else 0.0, 1.0) for t in mine]
+        seg = res.details[i]["search"][0]
+        assert seg["scores"] == pytest.approx(hand, abs=1e-4)
+        best = max(range(k), key=lambda j: hand[j])
+        assert seg["chosen"] == best
+        assert torch.equal(res.trajectory.tokens[i], cands.tokens[i * k + best])
+
+
+def test_greedy_candidate_is_kept_on_ties_and_temperature_zero_is_refused(tiny_model, sudoku_batch):
+    """Candidate 0 continues greedily: with every score equal the search is greedy decoding; and a
+    search over k > 1 candidates at temperature 0 (all identical) is a one-line error."""
+    task, prompts, responses = sudoku_batch
+    greedy = generate(tiny_model, prompts, DecodeConfig(gen_length=16, steps=4), responses=responses)
+    hot = DecodeConfig(gen_length=16, steps=4, temperature=2.0)
+    res = get_decoder("tts-mro")(tiny_model, prompts, responses, hot, task=task,
+                                 search=SearchConfig(k=4, w=1, rewards="tv=0"),  # every score 0: ties
+                                 generator=torch.Generator().manual_seed(0))
+    assert torch.equal(res.trajectory.tokens, greedy.tokens)
+    off = get_decoder("tts-mro")(tiny_model, prompts, responses, hot, task=task,
+                                 search=SearchConfig(k=4, w=1, rewards="tv=0", greedy_candidate=False),
+                                 generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(off.trajectory.tokens, greedy.tokens)
+    for decode in ("tts-mro", "tts-cbr", "best-of-n"):
+        with pytest.raises(MroError, match="needs a temperature > 0") as e:
+            get_decoder(decode)(tiny_model, prompts, responses, DecodeConfig(gen_length=16, steps=4), task=task,
+                                search=SearchConfig(k=4, rewards="tv=0"))
+        assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("kwargs,words", [
