@@ -1,4 +1,4 @@
-"""Training of the built-in tiny causal LM that scores perplexity (spec section 3, ``R_ppl``).
+"""Training of the built-in tiny causal LM that scores perplexity (docs/method.md sections 3 and 9, ``R_ppl``).
 
 The PPL reward scores response states with the mask tokens dropped, so the corpus is exactly
 that: reference responses of the task's training split, and, half of the time, the same with a

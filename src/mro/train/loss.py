@@ -1,4 +1,4 @@
-"""Training losses of a masked diffusion LM (spec section 1).
+"""Training losses of a masked diffusion LM (docs/method.md section 1).
 
 LLaDA's loss: per example draw ``t ~ U(eps, 1]``, mask each maskable response token with
 probability ``t`` (the prompt, and pre-filled response positions, are never masked), and

@@ -1,4 +1,4 @@
-"""Supervised training of the tiny DLM with the masked-diffusion loss (spec section 1).
+"""Supervised training of the tiny DLM with the masked-diffusion loss (docs/method.md section 1).
 
 ``mro train sft --task sudoku --out runs/sudoku-tiny``. Every batch is a pure function of
 ``(seed, step)`` (fresh problems from the task's training split, fresh mask ratios), so a run
