@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Token-correlation analysis (issue 3; paper Fig. 1 / Table 3) on the shipped tiny Sudoku model:
+# Token-correlation analysis (paper Fig. 1 / Table 3) on the shipped tiny Sudoku model:
 # 500 held-out puzzles (10-12 blanks) x 5 seeds at 4 tokens per step (3 steps), temperature 0.5,
 # intra = sum over steps of R_tv (1 token) + R_ppl (sudoku-ar-tiny), inter = R_q vs the majority vote of the 5 runs.
 #   bash benchmarks/correlation_sudoku.sh   -> benchmarks/results/correlation_sudoku/{table.md,summary.json,correlation.png}

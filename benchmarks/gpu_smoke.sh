@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU smoke check of the Hugging Face path (issue 5), under 10 minutes on one CUDA GPU:
+# GPU smoke check of the Hugging Face path, under 10 minutes on one CUDA GPU:
 #   1. the HF backend tests (tests/models/test_hf.py) with their models on the GPU;
 #   2. vanilla vs test-time-scaling decoding (tts-cbr, tts-mro) of a ~110M-parameter masked LM
 #      (BERT-base shape, random weights, built from a config: no downloads), timed, with a

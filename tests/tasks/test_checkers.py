@@ -1,4 +1,4 @@
-"""Answer extraction and checking (issue 5): GSM8K numbers, MATH via math-verify, GPQA letters."""
+"""Answer extraction and checking: GSM8K numbers, MATH via math-verify, GPQA letters."""
 
 import time
 

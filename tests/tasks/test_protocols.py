@@ -1,4 +1,4 @@
-"""Evaluation protocols d1 and mro (issue 5): prompts against expected strings, decode settings,
+"""Evaluation protocols d1 and mro: prompts against expected strings, decode settings,
 primary metrics, and the built-in few-shot examples checked by their own tasks."""
 
 import re

@@ -71,7 +71,7 @@ def test_generate_blanks_determinism_and_validity(task):
         assert heldout_bucket(puzzle)
     assert task.generate(100, seed=7) == examples
     assert task.generate(100, seed=8) != examples
-    assert any(count_solutions(p) > 1 for p in puzzles)  # spec section 1: several completions
+    assert any(count_solutions(p) > 1 for p in puzzles)  # docs/method.md section 1: several completions
 
 
 def test_train_and_test_splits_are_disjoint(task):

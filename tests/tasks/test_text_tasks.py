@@ -1,4 +1,4 @@
-"""Text benchmarks gsm8k, math500, gpqa (issue 5): data files, hub fallback, generator, scoring."""
+"""Text benchmarks gsm8k, math500, gpqa: data files, hub fallback, generator, scoring."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""``mro analyze correlation``: the paper's token-correlation analysis (spec section 6, Fig. 1 / Table 3).
+"""``mro analyze correlation``: the paper's token-correlation analysis (docs/method.md section 8, Fig. 1 / Table 3).
 
 N decoding runs (seeds) of every problem at one step count. Per response:
 

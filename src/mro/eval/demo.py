@@ -1,4 +1,4 @@
-"""``mro demo``: the main job on the embedded default (spec sections 1, 5 and 6).
+"""``mro demo``: the main job on the embedded default (docs/method.md sections 1, 5 and 8).
 
 Loads the shipped tiny Sudoku model and, on held-out puzzles with several solutions, shows how
 accuracy falls as more tokens are committed per denoising step (vanilla, greedy), and what

@@ -1,4 +1,4 @@
-"""Autoregressive perplexity scorers for the PPL reward (spec section 3).
+"""Autoregressive perplexity scorers for the PPL reward (docs/method.md section 3).
 
 A scorer maps texts to perplexities, ``exp(mean token NLL)``, padding excluded, scored in
 batches. Backends: the built-in tiny causal LM trained on the synthetic tasks (shipped, so the

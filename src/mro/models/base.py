@@ -1,4 +1,4 @@
-"""The model protocol every backend implements (spec section 2).
+"""The model protocol every backend implements (docs/method.md section 2).
 
 A diffusion LM here is anything that maps token ids (+ attention mask) to logits aligned with
 the input: ``logits[:, i]`` is the distribution of the token at position ``i``. Backends whose

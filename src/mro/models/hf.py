@@ -1,4 +1,4 @@
-"""Hugging Face backends (issue 5; spec sections 2 and 3).
+"""Hugging Face backends (docs/method.md sections 2 and 3).
 
 :class:`HFDiffusionLM` puts any of these behind :class:`mro.models.base.DiffusionLM`:
 
@@ -293,7 +293,7 @@ class HFDiffusionLM(DiffusionLM):
 
 
 class HFCausalScorer:
-    """Perplexity of texts under an autoregressive LM (the scorer of ``R_ppl``, spec section 3).
+    """Perplexity of texts under an autoregressive LM (the scorer of ``R_ppl``, docs/method.md section 3).
 
     ``PPL = exp(mean token NLL)`` over the text's tokens, padding excluded. When the tokenizer has
     a BOS token it is prepended, so every text token is scored; otherwise the first token is

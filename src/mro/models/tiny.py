@@ -2,7 +2,7 @@
 
 (The same transformer with ``causal=True`` is the built-in autoregressive PPL scorer.)
 
-RoPE (as LLaDA uses; spec section 7: it is what makes learning happen within minutes on CPU),
+RoPE (as LLaDA uses; docs/method.md section 9: it is what makes learning happen within minutes on CPU),
 pre-norm blocks, SDPA attention without a causal mask. Saved as ``config.json`` +
 ``model.safetensors`` + ``tokenizer.json`` in one folder.
 """

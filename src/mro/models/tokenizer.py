@@ -1,4 +1,4 @@
-"""Character tokenizer of the built-in tiny models (spec section 7: synthetic tasks only).
+"""Character tokenizer of the built-in tiny models (docs/method.md section 9: synthetic tasks only).
 
 Written by hand because the synthetic tasks need one token per character (a Sudoku cell, a
 digit, an operator) and a fixed, tiny vocabulary; no library tokenizer gives that without

@@ -1,4 +1,4 @@
-"""Rewards (spec section 3) and SGRO grouping (spec section 4).
+"""Rewards (docs/method.md section 3) and SGRO grouping (docs/method.md section 4).
 
 One import line per module; add a module's public names in both places below.
 """

@@ -1,4 +1,4 @@
-"""Weights of the multi-reward and the per-step combination (spec section 3, "Combination").
+"""Weights of the multi-reward and the per-step combination (docs/method.md section 3, "Combination").
 
 ``R_t = w_tv * R_tv_t + w_ppl * R_ppl_t``, plus ``w_q * R_q`` at the final step; the paper uses
 unit weights. A term is switched off by giving it weight 0: it then has no effect at all, even
@@ -30,7 +30,7 @@ class RewardWeights:
     """Weights of the token-verification, perplexity and quality rewards.
 
     Attributes:
-        w_tv: weight of ``R_tv`` (intra, spec 3); 0 switches it off.
+        w_tv: weight of ``R_tv`` (intra, docs/method.md section 3); 0 switches it off.
         w_ppl: weight of ``R_ppl`` (intra); 0 switches it off.
         w_q: weight of ``R_q`` (inter, final step / majority-vote target); 0 switches it off.
     """
@@ -93,7 +93,7 @@ def step_rewards(
     weights: RewardWeights,
     final_quality: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``[B, T]`` combined step rewards ``w_tv * R_tv + w_ppl * R_ppl`` (spec 3).
+    """``[B, T]`` combined step rewards ``w_tv * R_tv + w_ppl * R_ppl`` (docs/method.md section 3).
 
     ``r_tv``/``r_ppl`` are ``[B, T]`` (per step, or per SGRO group); a term whose weight is 0 counts
     0 whatever it holds (``None`` and NaN allowed). ``final_quality`` (``[B]``), when given and

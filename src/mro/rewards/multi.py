@@ -1,4 +1,4 @@
-"""The multi-reward of a trajectory (spec section 3): intra (``R_tv``, ``R_ppl``) per step group and
+"""The multi-reward of a trajectory (docs/method.md section 3): intra (``R_tv``, ``R_ppl``) per step group and
 inter (``R_q``) on final responses, with weights, on/off switches and cost counters.
 
 Test-time scaling (``mro.search``), the trainers and the correlation analysis all score through
@@ -27,7 +27,7 @@ from mro.tasks.base import Example, Task
 
 @dataclass
 class RewardConfig:
-    """Which rewards, with which weights and settings (spec section 3)."""
+    """Which rewards, with which weights and settings (docs/method.md section 3)."""
 
     rewards: str = field(default="tv,ppl,q", metadata={
         "help": "reward terms and weights, e.g. 'tv,ppl,q' or 'tv=1,q=0.5' (unlisted = off)"})
@@ -86,7 +86,7 @@ class MultiReward:
 
     def intra(self, traj: Trajectory, bounds: Sequence[tuple[int, int]],
               generator: torch.Generator | None = None) -> torch.Tensor:
-        """``[B, n_groups]`` ``w_tv * R_tv + w_ppl * R_ppl`` of each step group (spec 4's ``group_reward``)."""
+        """``[B, n_groups]`` ``w_tv * R_tv + w_ppl * R_ppl`` of each step group (docs/method.md section 4's ``group_reward``)."""
         steps = per_step_bounds(bounds[-1][1])[bounds[0][0]:] if self.cfg.group_reward == "sum" else bounds
         total = torch.zeros(traj.batch_size, len(steps), device=traj.tokens.device)
         if self.weights.w_tv:

@@ -1,4 +1,4 @@
-"""Perplexity reward ``R_ppl`` (spec section 3, intra-sequence correlation).
+"""Perplexity reward ``R_ppl`` (docs/method.md section 3, intra-sequence correlation).
 
 An autoregressive LM scores the text of a state with the mask tokens dropped:
 ``R_ppl = (C - min(PPL, C)) / F`` (C = upper bound, F = scale; the paper's 100 and 100; this

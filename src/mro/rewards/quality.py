@@ -1,11 +1,11 @@
-"""Quality reward ``R_q`` (inter-sequence, spec section 3) and the majority-vote target.
+"""Quality reward ``R_q`` (inter-sequence, docs/method.md section 3) and the majority-vote target.
 
 ``R_q = correct_weight * correctness + format_weight * format``:
 
 - correctness, training time (reference known, ``target=None``): the task's primary metric
   (``task.score(example, response)[task.metrics[0]]``);
 - correctness, test time (no reference): 1 when the extracted answer is the same as ``target``
-  (the majority-vote answer over the candidates, spec 3 **[choice]**) by ``task.same_answer``;
+  (the majority-vote answer over the candidates, docs/method.md section 3 **[choice]**) by ``task.same_answer``;
 - format: ``task.format_score(response)`` (the task's own format; default: an answer extracts).
 
 An empty (or ``None``) response has correctness 0 and format 0, so ``R_q = 0``.
@@ -68,7 +68,7 @@ def quality_of_state(
     correct_weight: float = 1.0,
     format_weight: float = 1.0,
 ) -> float:
-    """The SGRO potential ``Phi(s)`` (spec 4): ``R_q`` of an intermediate state.
+    """The SGRO potential ``Phi(s)`` (docs/method.md section 4): ``R_q`` of an intermediate state.
 
     ``state_text`` is the decoded state with its mask tokens already dropped (the caller drops
     them); an unfinished state usually has no extractable answer and then scores 0.

@@ -1,4 +1,4 @@
-"""SGRO, step-wise group reward optimisation (spec section 4): groups, returns, group sampling.
+"""SGRO, step-wise group reward optimisation (docs/method.md section 4): groups, returns, group sampling.
 
 A trajectory of ``T`` steps is cut into groups of ``w`` consecutive steps (the last may be
 shorter). Per group ``g``:
@@ -36,7 +36,7 @@ def _step_groups(bounds: Bounds, device) -> torch.Tensor:
 
 
 def group_intra(per_step: torch.Tensor, bounds: Bounds, mode: str = "end") -> torch.Tensor:
-    """``[B, n_groups]`` intra reward per group (spec 4, ``group_reward: end|sum``).
+    """``[B, n_groups]`` intra reward per group (docs/method.md section 4, ``group_reward: end|sum``).
 
     ``per_step`` is ``[B, T]`` (one value per step): ``end`` keeps each group's last step, ``sum``
     sums the group's steps (the paper's Algorithm 1). Input that is already ``[B, n_groups]``

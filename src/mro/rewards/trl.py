@@ -51,7 +51,7 @@ def completion_text(completion: Any) -> str | None:
 
 
 def quality_reward_fn(task_name: str, **weights: float) -> RewardFn:
-    """A TRL reward function computing ``R_q`` (spec 3) against each row's reference.
+    """A TRL reward function computing ``R_q`` (docs/method.md section 3) against each row's reference.
 
     ``weights``: ``correct_weight`` and ``format_weight`` (default 1). A completion that cannot be
     scored (not text, or a row the verifier rejects) gets ``None``; a missing column is a one-line
@@ -96,7 +96,7 @@ def quality_reward_fn(task_name: str, **weights: float) -> RewardFn:
 
 
 def perplexity_reward_fn(scorer, upper: float = 100.0, scale: float = 100.0) -> RewardFn:
-    """A TRL reward function computing ``R_ppl`` (spec 3) of each completion's text.
+    """A TRL reward function computing ``R_ppl`` (docs/method.md section 3) of each completion's text.
 
     ``scorer``: a :class:`mro.models.ar.PerplexityScorer` or a name for ``load_scorer``
     (``"smollm2"``, a built-in tiny causal LM, a causal LM hub id or folder).
@@ -117,7 +117,7 @@ def perplexity_reward_fn(scorer, upper: float = 100.0, scale: float = 100.0) -> 
 
 
 def token_verification_reward_fn(model, tokens: int | str = "all", seed: int = 0) -> RewardFn:
-    """A TRL reward function computing ``R_tv`` (spec 3) of each finished completion.
+    """A TRL reward function computing ``R_tv`` (docs/method.md section 3) of each finished completion.
 
     Every completion token counts as committed in one step: ``tokens`` of them (or all) are masked
     again one at a time and the DLM's mean log-probability of the original token is the reward,

@@ -1,4 +1,4 @@
-"""Token verification reward ``R_tv`` (spec section 3, intra-sequence correlation).
+"""Token verification reward ``R_tv`` (docs/method.md section 3, intra-sequence correlation).
 
 After a step (or an SGRO group of steps) commits positions ``M``, the DLM re-reads the state
 with exactly one committed position ``m`` masked again and reports the log-probability of the

@@ -1,4 +1,4 @@
-"""The trajectory sampler (spec section 2)."""
+"""The trajectory sampler (docs/method.md section 2)."""
 
 from mro.sampling.sampler import DecodeConfig, StepInfo, denoise, generate, start
 from mro.sampling.trajectory import PENDING, PREFILLED, Trajectory

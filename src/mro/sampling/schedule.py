@@ -1,4 +1,4 @@
-"""LLaDA's block schedule (spec section 2).
+"""LLaDA's block schedule (docs/method.md section 2).
 
 The response of ``gen_length`` positions is cut into blocks of ``block_length`` decoded left to
 right; ``steps`` are split evenly over the blocks; inside a block the masked positions are split

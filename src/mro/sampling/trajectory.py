@@ -1,4 +1,4 @@
-"""The denoising trajectory (spec section 2): what was committed where, when and how surely.
+"""The denoising trajectory (docs/method.md section 2): what was committed where, when and how surely.
 
 For every response position: the step at which it was committed (``PREFILLED`` for positions
 given in the input, ``PENDING`` while still masked), the token, the log-probability of that

@@ -1,4 +1,4 @@
-"""Decoding methods: vanilla and test-time scaling (spec section 5)."""
+"""Decoding methods: vanilla and test-time scaling (docs/method.md section 5)."""
 
 from mro.search.decoders import DecodeResult, decoder_names, get_decoder, register_decoder
 from mro.search.tts import SearchConfig, segment_search

@@ -2,7 +2,7 @@
 
 A decoder takes a laid-out batch and returns the chosen trajectory per row plus its cost
 (DLM forward passes per row). ``vanilla`` is the plain sampler; test-time scaling methods
-(spec section 5) register here too.
+(docs/method.md section 5) register here too.
 """
 
 from __future__ import annotations

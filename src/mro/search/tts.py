@@ -1,8 +1,8 @@
-"""Reward-guided test-time scaling (spec section 5): segment search and its baselines.
+"""Reward-guided test-time scaling (docs/method.md section 5): segment search and its baselines.
 
 From the current state, ``k`` continuations of one segment of ``w`` steps are sampled as one
 batch, each is scored, the best is kept, and decoding continues from it. ``tts-mro`` scores a
-segment with the multi-reward (intra rewards once on the segment, spec 4; on the final segment
+segment with the multi-reward (intra rewards once on the segment, docs/method.md section 4; on the final segment
 also ``R_q`` against the majority-vote answer of the ``k`` candidates); ``tts-cbr`` with the
 mean confidence of the segment's committed tokens. ``best-of-n`` decodes ``k`` whole responses
 and picks by majority vote or by the final multi-reward.
@@ -31,7 +31,7 @@ SEARCH_TEMPERATURE = 0.5
 
 @dataclass
 class SearchConfig(RewardConfig):
-    """Test-time scaling settings (spec section 5) on top of the reward settings."""
+    """Test-time scaling settings (docs/method.md section 5) on top of the reward settings."""
 
     tv_tokens: str = field(default="all", metadata={
         "help": "tokens verified per segment: a number or 'all' (search default: all; one random token, the "
@@ -106,7 +106,7 @@ def _reward(model, task, search: SearchConfig) -> MultiReward:
 @register_decoder("tts-mro")
 def tts_mro(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator=None, task=None,
             search: SearchConfig | None = None, reward: MultiReward | None = None, **_) -> DecodeResult:
-    """Segment search scored by the multi-reward (spec 5)."""
+    """Segment search scored by the multi-reward (docs/method.md section 5)."""
     search = search or SearchConfig()
     reward = reward or _reward(model, task, search)
     f0, s0 = reward.dlm_forwards, reward.scorer_texts

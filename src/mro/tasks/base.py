@@ -1,6 +1,6 @@
 """Tasks: where examples come from, how a model sees them, and how answers are judged.
 
-A task owns its prompt format, its answer extraction and its verifier (spec section 6). The
+A task owns its prompt format, its answer extraction and its verifier (docs/method.md section 8). The
 built-in tiny models read a task through ``tiny_input``/``tiny_target`` (character layout, the
 response region possibly pre-filled, as for Sudoku infilling); text models (later: LLaDA, Dream)
 read ``question`` through a protocol's prompt template.
@@ -69,7 +69,7 @@ class Task(ABC):
         return build_prompt(self, example, protocol, shots)
 
     def format_score(self, response: str) -> float:
-        """Format term of the quality reward (spec section 3), in [0, 1].
+        """Format term of the quality reward (docs/method.md section 3), in [0, 1].
 
         Default: 1.0 when an answer can be extracted, else 0.0; tasks override it.
         """

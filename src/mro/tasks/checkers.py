@@ -1,4 +1,4 @@
-"""Answer extraction and checking for the text benchmarks (issue 5; spec section 6).
+"""Answer extraction and checking for the text benchmarks (docs/method.md section 8).
 
 - GSM8K: numeric match. The answer span is the first ``\\boxed{}`` (else the text after the first
   ``####``, to the end of its line, else the whole text) of the last ``<answer>`` block (else of the

@@ -1,4 +1,4 @@
-"""GPQA: graduate-level multiple choice, subsets ``diamond`` (198) and ``main`` (448) (issue 5).
+"""GPQA: graduate-level multiple choice, subsets ``diamond`` (198) and ``main`` (448).
 
 Data: ``Idavidrein/gpqa`` (configs ``gpqa_diamond`` / ``gpqa_main``, split ``train``; gated) from the
 hub, or a local file with the data set's columns ``Question``, ``Correct Answer`` and

@@ -1,9 +1,9 @@
-"""GSM8K: grade-school word problems with a numeric answer (issue 5; spec section 6).
+"""GSM8K: grade-school word problems with a numeric answer (docs/method.md section 8).
 
 Data: ``openai/gsm8k`` (config ``main``, split ``test``) from the hub, or a local file with
 columns ``question`` and ``answer`` (the worked solution ending ``#### N``, or a bare number).
 Offline generator: ``reasoning-gym``'s ``gsm_symbolic`` (GSM8K-derived problems with worked
-solutions and ``#### N`` answers; spec section 7) when it is installed. Checking: numeric match
+solutions and ``#### N`` answers; docs/method.md section 9) when it is installed. Checking: numeric match
 (:func:`mro.tasks.checkers.gsm8k_equal`).
 """
 

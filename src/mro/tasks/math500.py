@@ -1,4 +1,4 @@
-"""MATH500: competition maths with LaTeX answers (issue 5; spec section 6).
+"""MATH500: competition maths with LaTeX answers (docs/method.md section 8).
 
 Data: ``HuggingFaceH4/MATH-500`` (split ``test``) from the hub, or a local file with columns
 ``problem`` and ``answer`` (``solution``, ``subject``, ``level``, ``unique_id`` kept when present).

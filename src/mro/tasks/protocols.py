@@ -1,4 +1,4 @@
-"""The two evaluation protocols of this field (issue 5; spec section 6).
+"""The two evaluation protocols of this field (docs/method.md section 8).
 
 Peers' numbers disagree by 5+ points because of the protocol, so every result records its name.
 

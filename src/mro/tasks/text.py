@@ -1,4 +1,4 @@
-"""What the text benchmarks (gsm8k, math500, gpqa) share: data from files or the hub (issue 5).
+"""What the text benchmarks (gsm8k, math500, gpqa) share: data from files or the hub.
 
 ``load(path)`` reads a local JSONL / JSON / Parquet / CSV file through ``datasets`` and names the
 expected and missing columns when some are absent; ``load_hub(split)`` fetches the public test set
