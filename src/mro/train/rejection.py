@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +28,12 @@ from mro.errors import MroError
 from mro.rewards.multi import MultiReward
 from mro.rewards.perplexity import state_texts
 from mro.sampling.batch import layout
-from mro.sampling.trajectory import PENDING, PREFILLED
+from mro.sampling.trajectory import PREFILLED
 from mro.search import SearchConfig, get_decoder
 from mro.tasks import get_task
 from mro.train import runs
 from mro.train.runs import RunConfig
-from mro.train.setup import load_trainable, make_accelerator, optimizer_for, save_model
+from mro.train.setup import load_trainable, make_accelerator, optimizer_for
 
 COLLECTORS = ("tts-mro", "best-of-n")
 TARGETS = ("transition", "final")
@@ -235,46 +234,16 @@ def _train_rs(cfg) -> Path:
     raw = model.module
     prepared, opt, sched = accelerator.prepare(raw, opt, sched)
     model.module = prepared
-    state = runs.load_checkpoint(accelerator, out) if cfg.resume else None
-    start = state["update"] if state else 0
-    best = state["best"] if state else -1.0
-    cpu_used = state["cpu_s"] if state else 0.0
-    wall_used = state["wall_s"] if state else 0.0
-    log_path = out / "log.jsonl"
-    if accelerator.is_main_process:
-        runs.truncate_log(log_path, start)
-        if start == 0:
-            runs.append_log(log_path, {"kind": "data", "update": 0, "trajectories": len(rows),
-                                       "problems": cfg.problems, "path": str(data_path)})
-    val_examples = source.validation()
+    run = runs.Tracker(cfg, accelerator, out, model, prepared, task, source.validation())
+    if run.start == 0:
+        run.log({"kind": "data", "update": 0, "trajectories": len(rows), "problems": cfg.problems,
+                 "path": str(data_path)})
+        run.validate(0)
     rank, world = accelerator.process_index, accelerator.num_processes
-    t_cpu, t_wall = runs.cpu_seconds(), time.time()
-
-    def elapsed():
-        return cpu_used + runs.cpu_seconds() - t_cpu, wall_used + time.time() - t_wall
-
-    def do_validation(update: int) -> None:
-        nonlocal best
-        model.module.eval()
-        solved = runs.validate(model, task, val_examples, cfg, rank, world,
-                               reduce=lambda x: accelerator.reduce(x, "sum"))
-        score = sum(solved.values()) / len(solved)
-        cpu_s, wall_s = elapsed()
-        if score > best:
-            best = score
-            save_model(accelerator, model, prepared, out / "best")
-        if accelerator.is_main_process:
-            runs.append_log(log_path, {"kind": "val", "update": update, "solved": {str(k): v for k, v in solved.items()},
-                                       "score": score, "best": best, "cpu_min": round(cpu_s / 60, 3),
-                                       "wall_min": round(wall_s / 60, 3)})
-        runs.save_checkpoint(accelerator, out, {"update": update, "best": best, "cpu_s": cpu_s, "wall_s": wall_s})
-
-    if start == 0:
-        do_validation(0)
-    bar = tqdm(range(start, cfg.updates), initial=start, total=cfg.updates, desc=f"rs {cfg.task}", unit="upd",
-               disable=not (cfg.progress and accelerator.is_main_process))
+    bar = tqdm(range(run.start, cfg.updates), initial=run.start, total=cfg.updates, desc=f"rs {cfg.task}",
+               unit="upd", disable=not (cfg.progress and accelerator.is_main_process))
     for update in bar:
-        if not runs.budget_left(cfg, elapsed()[0]):
+        if not run.budget_left():
             break
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + update)
         pick = torch.randint(len(rows), (cfg.batch_size * world,), generator=g)[rank::world].tolist()
@@ -294,19 +263,10 @@ def _train_rs(cfg) -> Path:
                 opt.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
         done = update + 1
-        cpu_s, wall_s = elapsed()
-        if accelerator.is_main_process:
-            runs.append_log(log_path, {"kind": "train", "update": done, "loss": round(sum(losses) / 2, 6),
-                                       "grad_norm": norm, "cpu_min": round(cpu_s / 60, 3),
-                                       "wall_min": round(wall_s / 60, 3)})
+        run.log({"kind": "train", "update": done, "loss": round(sum(losses) / 2, 6), "grad_norm": norm})
         bar.set_postfix(loss=f"{sum(losses) / 2:.4f}")
         if done % cfg.val_every == 0:
-            do_validation(done)
-    final = runs.read_log(log_path)
-    if final and final[-1].get("kind") == "train":
-        do_validation(final[-1]["update"])
-    save_model(accelerator, model, prepared, out / "final")
-    if accelerator.is_main_process:
-        runs.plot_curves(log_path, out / "curves.png", f"mro train rs: {cfg.model} on {cfg.task}")
+            run.validate(done)
+    best = run.finish(f"mro train rs: {cfg.model} on {cfg.task}")
     model.module = raw
-    return out / "best"
+    return best

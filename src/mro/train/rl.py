@@ -38,8 +38,7 @@ from mro.tasks import get_task
 from mro.train.loss import committed_logprobs
 from mro.train import runs
 from mro.train.runs import RunConfig
-from mro.train.setup import (frozen_copy, load_trainable, make_accelerator, optimizer_for, reference_policy,
-                             save_model)
+from mro.train.setup import frozen_copy, load_trainable, make_accelerator, optimizer_for, reference_policy
 
 BASELINES = ("none", "group", "batch")
 CREDITS = ("group", "to-go")
@@ -285,62 +284,26 @@ def _train_rl(cfg) -> Path:
     prepared, opt, sched = accelerator.prepare(raw, opt, sched)
     model.module = prepared
     reward = MultiReward(model, task, cfg)
-    state = runs.load_checkpoint(accelerator, out) if cfg.resume else None
-    start = state["update"] if state else 0
-    best = state["best"] if state else -1.0
-    cpu_used = state["cpu_s"] if state else 0.0
-    wall_used = state["wall_s"] if state else 0.0
-    log_path = out / "log.jsonl"
-    if accelerator.is_main_process:
-        runs.truncate_log(log_path, start)
-    val_examples = source.validation()
-    t_cpu, t_wall = runs.cpu_seconds(), time.time()
-
-    def elapsed() -> tuple[float, float]:
-        return cpu_used + runs.cpu_seconds() - t_cpu, wall_used + time.time() - t_wall
-
-    def do_validation(update: int) -> None:
-        nonlocal best
-        solved = runs.validate(model, task, val_examples, cfg, rank, world,
-                               reduce=lambda x: accelerator.reduce(x, "sum"))
-        score = sum(solved.values()) / len(solved)
-        cpu_s, wall_s = elapsed()
-        if score > best:
-            best = score
-            save_model(accelerator, model, prepared, out / "best")
-        if accelerator.is_main_process:
-            runs.append_log(log_path, {"kind": "val", "update": update, "solved": {str(k): v for k, v in solved.items()},
-                                       "score": score, "best": best, "cpu_min": round(cpu_s / 60, 3),
-                                       "wall_min": round(wall_s / 60, 3)})
-        runs.save_checkpoint(accelerator, out, {"update": update, "best": best, "cpu_s": cpu_s, "wall_s": wall_s})
-
-    if start == 0:
-        do_validation(0)
-    bar = tqdm(range(start, cfg.updates), initial=start, total=cfg.updates, desc=f"rl {cfg.task}", unit="upd",
-               disable=not (cfg.progress and accelerator.is_main_process))
+    run = runs.Tracker(cfg, accelerator, out, model, prepared, task, source.validation())
+    if run.start == 0:
+        run.validate(0)
+    bar = tqdm(range(run.start, cfg.updates), initial=run.start, total=cfg.updates, desc=f"rl {cfg.task}",
+               unit="upd", disable=not (cfg.progress and accelerator.is_main_process))
     for update in bar:
-        if not runs.budget_left(cfg, elapsed()[0]):
+        if not run.budget_left():
             break
         t0 = time.time()
         record = rl_update(model, prepared, reward, task, source, cfg, update, opt, sched, accelerator, ref, layout)
         done = update + 1
-        cpu_s, wall_s = elapsed()
-        record.update({"kind": "train", "update": done, "rollouts_per_s": round(
-            cfg.prompts * cfg.rollouts / max(1e-9, time.time() - t0), 2),
-            "cpu_min": round(cpu_s / 60, 3), "wall_min": round(wall_s / 60, 3)})
-        if accelerator.is_main_process:
-            runs.append_log(log_path, record)
+        record.update({"kind": "train", "update": done,
+                       "rollouts_per_s": round(cfg.prompts * cfg.rollouts / max(1e-9, time.time() - t0), 2)})
+        run.log(record)
         bar.set_postfix(reward=f"{record['reward']:.3f}", solved=f"{record['solved']:.2f}")
         if done % cfg.val_every == 0:
-            do_validation(done)
-    ran = runs.read_log(log_path)
-    if ran and ran[-1].get("kind") == "train":  # stopped between validations: validate where it stopped
-        do_validation(ran[-1]["update"])
-    save_model(accelerator, model, prepared, out / "final")
-    if accelerator.is_main_process:
-        runs.plot_curves(log_path, out / "curves.png", f"mro train rl: {cfg.model} on {cfg.task}")
+            run.validate(done)
+    best = run.finish(f"mro train rl: {cfg.model} on {cfg.task}")
     model.module = raw
-    return out / "best"
+    return best
 
 
 def rollout_shard(model, reward, task, source, cfg: RLConfig, update: int, shard: int, layout: Layout):

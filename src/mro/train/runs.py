@@ -28,6 +28,7 @@ from mro.errors import MroError
 from mro.models.base import DiffusionLM
 from mro.sampling import DecodeConfig, generate
 from mro.tasks.base import Example, Task, tiny_batch
+from mro.train.setup import save_model
 
 #: fields that may differ between a run and its resumption (they do not change what is computed)
 RUN_ONLY = ("out", "resume", "updates", "max_minutes", "threads", "progress", "device")
@@ -227,9 +228,59 @@ def load_checkpoint(accelerator, out: Path) -> dict | None:
     return state
 
 
-def budget_left(cfg, elapsed_cpu_s: float) -> bool:
-    """``max_minutes`` counts CPU time of this process (all its threads) across resumptions."""
-    return cfg.max_minutes is None or elapsed_cpu_s < 60 * cfg.max_minutes
+class Tracker:
+    """The bookkeeping of one trainer run: where it resumes, its clocks, its log, validation with
+    the best model kept, checkpoints, and the final model and plot."""
+
+    def __init__(self, cfg, accelerator, out: Path, model: DiffusionLM, prepared, task: Task,
+                 val_examples: Sequence[Example]):
+        self.cfg, self.acc, self.out, self.model, self.prepared = cfg, accelerator, out, model, prepared
+        self.task, self.val_examples = task, list(val_examples)
+        state = load_checkpoint(accelerator, out) if cfg.resume else None
+        self.start = state["update"] if state else 0
+        self.best = state["best"] if state else -1.0
+        self._used = (state["cpu_s"], state["wall_s"]) if state else (0.0, 0.0)
+        self._t0 = (cpu_seconds(), time.time())
+        self.log_path = out / "log.jsonl"
+        if accelerator.is_main_process:
+            truncate_log(self.log_path, self.start)
+
+    def elapsed(self) -> tuple[float, float]:
+        """CPU and wall seconds of the run so far, over every resumption."""
+        return self._used[0] + cpu_seconds() - self._t0[0], self._used[1] + time.time() - self._t0[1]
+
+    def budget_left(self) -> bool:
+        """``max_minutes`` counts CPU time of this process (all its threads) across resumptions."""
+        return self.cfg.max_minutes is None or self.elapsed()[0] < 60 * self.cfg.max_minutes
+
+    def log(self, record: dict) -> None:
+        cpu_s, wall_s = self.elapsed()
+        if self.acc.is_main_process:
+            append_log(self.log_path, {**record, "cpu_min": round(cpu_s / 60, 3), "wall_min": round(wall_s / 60, 3)})
+
+    def validate(self, update: int) -> None:
+        """Validate, keep the model if it is the best so far, log, and checkpoint."""
+        self.model.module.eval()
+        solved = validate(self.model, self.task, self.val_examples, self.cfg, self.acc.process_index,
+                          self.acc.num_processes, reduce=lambda x: self.acc.reduce(x, "sum"))
+        score = sum(solved.values()) / len(solved)
+        if score > self.best:
+            self.best = score
+            save_model(self.acc, self.model, self.prepared, self.out / "best")
+        self.log({"kind": "val", "update": update, "solved": {str(k): v for k, v in solved.items()},
+                  "score": score, "best": self.best})
+        cpu_s, wall_s = self.elapsed()
+        save_checkpoint(self.acc, self.out, {"update": update, "best": self.best, "cpu_s": cpu_s, "wall_s": wall_s})
+
+    def finish(self, title: str) -> Path:
+        """Validate where the run stopped (if it stopped between validations), save ``final/``, plot."""
+        records = read_log(self.log_path)
+        if records and records[-1].get("kind") == "train":
+            self.validate(records[-1]["update"])
+        save_model(self.acc, self.model, self.prepared, self.out / "final")
+        if self.acc.is_main_process:
+            plot_curves(self.log_path, self.out / "curves.png", title)
+        return self.out / "best"
 
 
 def cpu_seconds() -> float:
