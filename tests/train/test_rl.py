@@ -21,13 +21,6 @@ QUICK = dict(prompts=4, rollouts=2, steps=[3], val_n=8, val_every=2, val_steps=[
              threads=1, progress=False, device="cpu")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    TinyDLM.create(d_model=32, n_layers=1, n_heads=2, d_ff=64).save(folder)
-    return folder
-
 
 def rollouts(model, n=3, k=2, steps=3, temperature=1.0, seed=0):
     task = get_task("sudoku")

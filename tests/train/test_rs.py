@@ -7,19 +7,11 @@ import pytest
 import torch
 
 from mro.errors import MroError
-from mro.models.tiny import TinyDLM
 from mro.train.rejection import RSConfig, read_dataset, train_rs, transition_batch
 
 QUICK = dict(problems=12, collect_batch=4, collect_steps=3, k=2, updates=4, batch_size=4, val_n=4,
              val_every=2, val_steps=[3], threads=1, progress=False, device="cpu", rewards="tv,q")
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    TinyDLM.create(d_model=32, n_layers=1, n_heads=2, d_ff=64).save(folder)
-    return folder
 
 
 def test_collection_resumes_where_it_stopped(tmp_path, model_dir, monkeypatch):
