@@ -79,7 +79,9 @@ def test_quality_with_majority_target(sudoku, countdown):
     assert quality_reward(sudoku, None, GRID, target=GRID) == 2.0
     assert quality_reward(sudoku, None, OTHER, target=GRID) == 1.0
     assert quality_reward(countdown, None, "<answer>3 + 4</answer>", target="3+4", format_weight=0) == 1.0
-    assert quality_reward(countdown, None, "<answer>4+3</answer>", target="3+4", format_weight=0) == 0.0
+    # answers agree by meaning (value and numbers used), not spelling
+    assert quality_reward(countdown, None, "<answer>4+3</answer>", target="3+4", format_weight=0) == 1.0
+    assert quality_reward(countdown, None, "<answer>5+2</answer>", target="3+4", format_weight=0) == 0.0
 
 
 def test_quality_empty_response_is_zero(sudoku, countdown):
