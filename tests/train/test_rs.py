@@ -134,3 +134,13 @@ def test_lora_trains_only_the_adapter_and_loads_back(tmp_path):
                            before["bert.encoder.layer.0.attention.self.query.weight"])
     assert torch.equal(merged["bert.encoder.layer.0.attention.self.key.weight"],
                        before["bert.encoder.layer.0.attention.self.key.weight"])
+
+
+def test_a_run_that_cannot_start_leaves_no_folder(tmp_path, model_dir):
+    from mro.cli import main
+
+    out = tmp_path / "never"
+    assert main(["train", "rs", "--dataset", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
+    assert main(["train", "rs", "--model", str(tmp_path / "no-model"), "--out", str(out)]) == 2
+    assert main(["train", "rl", "--model", str(tmp_path / "no-model"), "--out", str(out)]) == 2
+    assert not out.exists()

@@ -76,6 +76,8 @@ class RSConfig(RunConfig, SearchConfig):
             raise MroError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
         if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
             raise MroError(f"max_minutes must be a finite number > 0, got {self.max_minutes}")
+        if self.dataset is not None and not Path(self.dataset).is_file():
+            raise MroError(f"RS data set {self.dataset} does not exist")
 
 
 # ---------------------------------------------------------------- the data set
@@ -222,8 +224,8 @@ def _train_rs(cfg) -> Path:
     task = get_task(cfg.task)
     source = runs.ProblemSource(task, cfg)
     accelerator = make_accelerator(cfg, 2)
+    model = load_trainable(cfg, accelerator.device)  # a model that does not load leaves no run behind
     out = runs.open_run(cfg, accelerator)
-    model = load_trainable(cfg, accelerator.device)
     data_path = Path(cfg.dataset) if cfg.dataset else out / "rs_data.jsonl"
     if cfg.dataset is None and not runs.has_checkpoint(out):
         collect(model, task, source, cfg, data_path, accelerator)

@@ -274,8 +274,8 @@ def _train_rl(cfg) -> Path:
     world, rank = probe.num_processes, probe.process_index
     layout = plan(cfg, world, rank)
     accelerator = make_accelerator(cfg, layout.accumulation)
+    model = load_trainable(cfg, accelerator.device)  # a model that does not load leaves no run behind
     out = runs.open_run(cfg, accelerator)
-    model = load_trainable(cfg, accelerator.device)
     ref = None
     if cfg.kl_coef > 0:
         ref = model if cfg.lora_r else frozen_copy(model)
