@@ -199,3 +199,17 @@ def test_unknown_config_key_and_foreign_checkpoint_are_one_line_errors(tmp_path,
     (out / "run.json").write_text(json.dumps(run))
     with pytest.raises(MroError, match="cannot resume"):
         train_rl(RLConfig(**QUICK, model=str(other), updates=4, out=str(out), resume=True))
+
+
+def test_baselines_and_scaled_advantages():
+    returns = torch.tensor([[1.0, 0.0], [3.0, 2.0], [0.0, 0.0], [4.0, 2.0]])  # 2 problems x K=2, 2 groups
+    group = RLConfig(**{**QUICK, "baseline": "group"})
+    from mro.train.rl import advantages_of
+
+    assert torch.equal(advantages_of(returns, group), torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-2.0, -1.0], [2.0, 1.0]]))
+    batch = RLConfig(**{**QUICK, "baseline": "batch"})
+    assert torch.allclose(advantages_of(returns, batch), returns - returns.mean(0))
+    assert torch.equal(advantages_of(returns, RLConfig(**{**QUICK, "baseline": "none"})), returns)
+    scaled = advantages_of(returns, RLConfig(**{**QUICK, "baseline": "group", "scale_advantages": True}))
+    per = scaled.view(2, 2, 2)
+    assert torch.allclose(per.std(1), torch.ones(2, 2), atol=1e-3)  # unit spread within each problem

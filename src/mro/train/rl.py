@@ -106,18 +106,6 @@ class RLConfig(RunConfig, RewardConfig):
                 raise MroError(f"{name} must be a finite number >= 0, got {v}")
 
 
-@dataclass
-class Rollouts:
-    """One update's trajectories and everything the loss needs from them."""
-
-    traj: Trajectory
-    returns: torch.Tensor        # [N, n_groups] group returns G_g (before the baseline)
-    advantages: torch.Tensor     # [N, n_groups]
-    coef: torch.Tensor           # [N, steps] weight of each step's log-prob in the loss (0 = unused)
-    terms: dict                  # mean of each reward term, for the log
-    same_reward: float           # share of problems whose K rollouts all got the same total reward
-
-
 def score_rollouts(reward: MultiReward, task, examples, traj: Trajectory, cfg: RLConfig,
                    generator: torch.Generator) -> tuple[torch.Tensor, dict]:
     """``[N, n_groups]`` SGRO group returns of the rollouts (docs/method.md sections 4 and 7)."""
@@ -157,10 +145,10 @@ def advantages_of(returns: torch.Tensor, cfg: RLConfig, reduce_mean=None) -> tor
         if reduce_mean is not None:
             mean = reduce_mean(mean)
         adv = returns - mean
-    if cfg.scale_advantages:
-        std = adv.view(-1, cfg.rollouts, adv.shape[1]).std(1, keepdim=True) if cfg.baseline == "group" else adv.std()
-        adv = (adv.view(-1, cfg.rollouts, adv.shape[1]) / (std + 1e-4)).view_as(adv) if cfg.baseline == "group" \
-            else adv / (std + 1e-4)
+    if cfg.scale_advantages:  # per problem under the group baseline (GRPO), over the batch otherwise
+        per = adv.view(-1, cfg.rollouts, adv.shape[1])
+        std = per.std(1, keepdim=True) if cfg.baseline == "group" else adv.std()
+        adv = (per / (std + 1e-4)).view_as(adv)
     return adv
 
 
