@@ -1,0 +1,324 @@
+"""Training with MRO on the shipped tiny Sudoku model: RS and RL against the correctness-only
+baseline, and the RL ablation (docs/method.md sections 6 and 7).
+
+Every arm starts from the shipped ``sudoku-tiny`` and trains with one thread for at most its
+CPU-minute budget (``--max-minutes``: CPU time of the training process, which is what a run costs
+on a shared machine); the model kept is the one with the best validation score (greedy solved %
+at 2, 3 and 4 steps on 256 held-out generator puzzles, never the test puzzles). Each kept model
+is then decoded greedily on the README's test set (500 held-out puzzles with 10-12 blanks,
+generator seed 1234) at 12, 4, 3 and 2 steps. Main rows use training seeds 0, 1, 2 (mean +- std);
+the ablation one seed.
+
+Runs are independent jobs, two at a time (``--jobs``); a finished run (its ``eval.json``) is
+skipped, an interrupted one resumes from its checkpoint, so rerunning the script finishes what is
+missing:
+
+    python benchmarks/train_sudoku.py                  # everything (about 1.5 hours on 2 idle cores)
+    python benchmarks/train_sudoku.py --only rl-mro    # one arm
+    -> benchmarks/results/train_sudoku/{results.json,results.md,curves.png,runs/*}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent / "results" / "train_sudoku"
+RUNS = ROOT / "runs"
+EVAL_STEPS = (12, 4, 3, 2)
+TEST = dict(task="sudoku", n=500, task_options="min_blanks=10,max_blanks=12", data_seed=1234)
+COMMON = ["--task", "sudoku", "--model", "sudoku-tiny", "--threads", "1", "--progress", "false",
+          "--task-options", "min_blanks=10,max_blanks=12", "--val-n", "256", "--val-steps", "2,3,4",
+          "--updates", "100000"]
+#: RL shared by every RL arm: 16 problems x 8 rollouts at 3 steps, T = 2, Adam 1e-4, group-mean baseline
+RL = ["--prompts", "16", "--rollouts", "8", "--steps", "3", "--temperature", "2", "--lr", "1e-4",
+      "--val-every", "40"]
+CORRECTNESS = ["--rewards", "q", "--format-weight", "0", "--shaping", "false", "--credit", "to-go"]
+MRO = ["--rewards", "tv=0.1,ppl=0.1,q", "--format-weight", "0", "--shaping", "true", "--credit", "group",
+       "--w", "1", "--groups", "2", "--proposal", "uniform"]
+ARMS = {
+    # main rows (3 seeds)
+    "rs": dict(verb="rs", minutes=5, seeds=(0, 1, 2), flags=[
+        "--problems", "4000", "--collect-batch", "500", "--collect-steps", "3", "--collect-temperature", "0.5",
+        "--k", "4", "--w", "1", "--rewards", "tv,ppl,q", "--target", "final", "--lr", "3e-4", "--batch-size", "64",
+        "--val-every", "50"]),
+    "rl-correctness": dict(verb="rl", minutes=6, seeds=(0, 1, 2), flags=RL + CORRECTNESS),
+    "rl-mro": dict(verb="rl", minutes=6, seeds=(0, 1, 2), flags=RL + MRO),
+    # the shipped recipe: RL (correctness + the completability potential, per-group credit) from the RS model
+    "rs-then-rl": dict(verb="rl", minutes=6, seeds=(0, 1, 2), init="rs", flags=RL + [
+        "--rewards", "q", "--format-weight", "0", "--shaping", "true", "--credit", "group"]),
+    # ablation of rl-mro (seed 0): each changes one thing
+    "abl-no-tv": dict(verb="rl", minutes=4, seeds=(0,), flags=RL + MRO + ["--rewards", "ppl=0.1,q"]),
+    "abl-no-ppl": dict(verb="rl", minutes=4, seeds=(0,), flags=RL + MRO + ["--rewards", "tv=0.1,q"]),
+    "abl-no-sgro": dict(verb="rl", minutes=4, seeds=(0,), flags=RL + MRO + ["--shaping", "false", "--groups", "0",
+                                                                         "--credit", "to-go"]),
+    "abl-all-groups": dict(verb="rl", minutes=4, seeds=(0,), flags=RL + MRO + ["--groups", "0"]),
+    "abl-baseline-none": dict(verb="rl", minutes=4, seeds=(0,), flags=RL + MRO + ["--baseline", "none"]),
+}
+
+
+def run_dir(arm: str, seed: int) -> Path:
+    return RUNS / f"{arm}-s{seed}"
+
+
+def train_and_eval(arm: str, seed: int) -> dict:
+    """Train one arm/seed (resuming a partial run), then evaluate its best model; cached in eval.json."""
+    out = run_dir(arm, seed)
+    done = out / "eval.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    spec = ARMS[arm]
+    cmd = [sys.executable, "-m", "mro", "train", spec["verb"], *COMMON, *spec["flags"], "--seed", str(seed),
+           "--max-minutes", str(spec["minutes"]), "--out", str(out)]
+    if spec.get("init"):  # starts from another arm's model (the last --model wins)
+        start = train_and_eval(spec["init"], seed)
+        cmd += ["--model", str(run_dir(start["arm"], seed) / "best")]
+    if (out / "run.json").is_file():
+        cmd.append("--resume")
+    t0 = time.time()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    result = {"arm": arm, "seed": seed, "command": " ".join(["mro", *cmd[3:]]), "wall_s": round(time.time() - t0, 1)}
+    result["solved"] = evaluate(out / "best", out / "eval", seed=0)
+    result.update(train_stats(out))
+    done.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def run_safely(arm: str, seed: int) -> dict | None:
+    """One job; a failure is reported and the other jobs go on (a rerun retries it)."""
+    try:
+        return train_and_eval(arm, seed)
+    except Exception as e:  # noqa: BLE001 - a benchmark job, reported and skipped
+        print(f"{arm} seed {seed} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
+
+
+def evaluate(model: Path, out: Path, decode: str = "vanilla", seed: int = 0, **search) -> dict:
+    """Solved % at each of EVAL_STEPS on the README's 500 test puzzles."""
+    from mro.eval.harness import EvalConfig, run_eval
+
+    shutil.rmtree(out, ignore_errors=True)
+    s = run_eval(EvalConfig(model=str(model), steps=list(EVAL_STEPS), decode=decode, seed=seed, out=str(out),
+                            batch_size=250, progress=False, **TEST, **search))
+    return {str(r["steps"]): round(100 * r["solved"], 2) for r in s["results"]}
+
+
+def train_stats(out: Path) -> dict:
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    train = [r for r in log if r["kind"] == "train"]
+    vals = [r for r in log if r["kind"] == "val"]
+    best = max(vals, key=lambda r: r["score"])
+    stats = {"updates": train[-1]["update"] if train else 0, "cpu_min": vals[-1]["cpu_min"],
+             "best_update": best["update"], "best_val": {k: round(100 * v, 2) for k, v in best["solved"].items()}}
+    rates = [r["rollouts_per_s"] for r in train if "rollouts_per_s" in r]
+    if rates:
+        stats["rollouts_per_s"] = round(statistics.median(rates), 1)
+    return stats
+
+
+def tts_rows(jobs: int) -> dict:
+    """TTS-MRO (k=4, w=1, T=0.5) on the starting model and on each RL-MRO model; cached."""
+    path = ROOT / "tts.json"
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    todo = [("vanilla", s) for s in (0, 1, 2)] + [("rl-mro", s) for s in (0, 1, 2)]
+    for base, seed in todo:
+        key = f"{base}-s{seed}"
+        if key in cached:
+            continue
+        model = "sudoku-tiny" if base == "vanilla" else run_dir("rl-mro", seed) / "best"
+        if base == "rl-mro" and not (Path(model) / "config.json").is_file():
+            continue
+        cached[key] = evaluate(Path(model), RUNS / f"tts-{key}", decode="tts-mro", seed=seed, k=4, w=1,
+                               temperature=0.5)
+        path.write_text(json.dumps(cached, indent=2))
+    return cached
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def report(results: list[dict], tts: dict) -> None:
+    from mro.eval.records import hardware, now
+
+    by_arm: dict[str, list[dict]] = {}
+    for r in results:
+        by_arm.setdefault(r["arm"], []).append(r)
+    base = json.loads((ROOT / "vanilla.json").read_text())
+    lines = ["# Training with MRO on sudoku-tiny", "",
+             f"Solved % on 500 held-out test puzzles (10-12 blanks, generator seed 1234), greedy decoding unless "
+             f"noted; training seeds 0, 1, 2 (mean ± std) for the main rows. Each run: one thread, at most its "
+             f"CPU-minute budget, best checkpoint by validation. Made by `python benchmarks/train_sudoku.py` "
+             f"({now()}).", "",
+             "| method | 12 steps | 4 steps | 3 steps | 2 steps | CPU-min | updates |", "|---|---|---|---|---|---|---|",
+             "| vanilla (sudoku-tiny) | " + " | ".join(f"{base[str(s)]:.1f}" for s in EVAL_STEPS) + " | - | - |"]
+    tts_base = [v for k, v in tts.items() if k.startswith("vanilla")]
+    if tts_base:
+        lines.append("| TTS-MRO k=4 w=1 T=0.5 (sudoku-tiny) | " + " | ".join(
+            mean_std([t[str(s)] for t in tts_base]) for s in EVAL_STEPS) + " | - | - |")
+    names = {"rs": "RS (TTS-MRO k=4, target final)", "rl-correctness": "RL, correctness only",
+             "rl-mro": "RL, MRO rewards + SGRO", "rs-then-rl": "RS, then RL (correctness + potential, group credit)"}
+    for arm in ("rs", "rl-correctness", "rl-mro", "rs-then-rl"):
+        rows = by_arm.get(arm, [])
+        if rows:
+            lines.append(f"| {names[arm]} ({len(rows)} seeds) | " + " | ".join(
+                mean_std([r["solved"][str(s)] for r in rows]) for s in EVAL_STEPS) +
+                f" | {mean_std([r['cpu_min'] for r in rows])} | {mean_std([r['updates'] for r in rows])} |")
+    tts_rl = [v for k, v in tts.items() if k.startswith("rl-mro")]
+    if tts_rl:
+        lines.append(f"| RL, MRO + TTS-MRO k=4 w=1 T=0.5 ({len(tts_rl)} seeds) | " + " | ".join(
+            mean_std([t[str(s)] for t in tts_rl]) for s in EVAL_STEPS) + " | - | - |")
+    lines += equal_updates(by_arm)
+    lines += ["", "## RL ablation (seed 0, one change each from `rl-mro`)", "",
+              "| arm | 12 | 4 | 3 | 2 | updates | rollouts/s (median) |", "|---|---|---|---|---|---|---|"]
+    for arm in ["rl-mro"] + [a for a in ARMS if a.startswith("abl-")]:
+        rows = [r for r in by_arm.get(arm, []) if r["seed"] == 0]
+        if rows:
+            r = rows[0]
+            lines.append(f"| {arm} | " + " | ".join(f"{r['solved'][str(s)]:.1f}" for s in EVAL_STEPS) +
+                         f" | {r['updates']} | {r.get('rollouts_per_s', '-')} |")
+    repo = str(Path(__file__).resolve().parents[1]) + "/"
+    lines += ["", "## Commands", ""] + [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(repo, '')}`"
+                                        for r in results]
+    lines += ["", f"Hardware: {json.dumps(hardware())}"]
+    (ROOT / "results.md").write_text("\n".join(lines) + "\n")
+    (ROOT / "results.json").write_text(json.dumps({"vanilla": base, "tts": tts, "runs": results,
+                                                   "hardware": hardware(), "date": now()}, indent=2))
+    plot(by_arm)
+
+
+def val_records(arm: str, seed: int) -> list[dict]:
+    log = [json.loads(x) for x in (run_dir(arm, seed) / "log.jsonl").read_text().splitlines()]
+    return [x for x in log if x["kind"] == "val"]
+
+
+def equal_updates(by_arm: dict) -> list[str]:
+    """Validation solved % of the RL arms at the same number of updates (the most every run reached)."""
+    arms = [a for a in ("rl-correctness", "rl-mro") if by_arm.get(a)]
+    if len(arms) < 2:
+        return []
+    common = min(max(v["update"] for v in val_records(a, r["seed"])) for a in arms for r in by_arm[a])
+    lines = ["", f"Validation (256 held-out generator puzzles) at the same number of updates, {common} (mean over "
+             "seeds): the same rollouts, whatever each update cost.", "",
+             "| arm | 2 steps | 3 steps | 4 steps | CPU-min to get there |", "|---|---|---|---|---|"]
+    for a in arms:
+        at = [max((v for v in val_records(a, r["seed"]) if v["update"] <= common), key=lambda v: v["update"])
+              for r in by_arm[a]]
+        lines.append(f"| {a} | " + " | ".join(mean_std([100 * v["solved"][k] for v in at]) for k in ("2", "3", "4"))
+                     + f" | {mean_std([v['cpu_min'] for v in at])} |")
+    return lines
+
+
+def plot(by_arm: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [a for a in ARMS if a in by_arm]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, steps in zip(axes, ("3", "2")):
+        for i, arm in enumerate(arms):
+            for j, r in enumerate(sorted(by_arm[arm], key=lambda r: r["seed"])):
+                log = [json.loads(x) for x in (run_dir(arm, r["seed"]) / "log.jsonl").read_text().splitlines()]
+                vals = [x for x in log if x["kind"] == "val"]
+                ax.plot([x["cpu_min"] for x in vals], [100 * x["solved"][steps] for x in vals],
+                        color=colors[i % len(colors)], alpha=0.85, lw=1.2, label=arm if j == 0 else None)
+        ax.set_title(f"validation solved % at {steps} steps (greedy)")
+        ax.set_xlabel("CPU-minutes of training")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("solved %")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(ROOT / "curves.png", dpi=110)
+    plt.close(fig)
+
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "src" / "mro" / "checkpoints"
+
+
+def ship(results: list[dict]) -> dict:
+    """Copy the kept models into the package: ``sudoku-tiny-rs`` (the RS run with the best validation
+    score) and ``sudoku-tiny-rl`` (the best validation score among the RL recipes' main runs).
+    Chosen by validation only, never by the test puzzles."""
+    def val_score(r):
+        return sum(r["best_val"].values()) / len(r["best_val"])
+
+    chosen = {}
+    for name, arms in (("sudoku-tiny-rs", ("rs",)), ("sudoku-tiny-rl", ("rl-correctness", "rl-mro", "rs-then-rl"))):
+        # a run whose validation never beat its starting model kept that model: it shows nothing trained
+        rows = [r for r in results if r["arm"] in arms and r["best_update"] > 0]
+        if not rows:
+            continue
+        by_arm = {a: [r for r in rows if r["arm"] == a] for a in arms}
+        arm = max((a for a in arms if by_arm[a]), key=lambda a: statistics.mean(val_score(r) for r in by_arm[a]))
+        best = max(by_arm[arm], key=val_score)
+        src, dst = run_dir(arm, best["seed"]), CHECKPOINTS / name
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src / "best", dst)
+        shutil.copy(src / "run.json", dst / "train_config.json")
+        shutil.copy(src / "log.jsonl", dst / "train_log.txt")
+        repo = str(Path(__file__).resolve().parents[1]) + "/"
+        chosen[name] = {"arm": arm, "seed": best["seed"], "command": best["command"].replace(repo, ""),
+                        "validation": best["best_val"], "test": best["solved"]}
+    (ROOT / "shipped.json").write_text(json.dumps(chosen, indent=2))
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=None, help="arms to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the tables from finished runs")
+    parser.add_argument("--reeval", action="store_true",
+                        help="decode every finished run's kept model (and the starting model) again with the current code")
+    parser.add_argument("--ship", action="store_true",
+                        help="copy the RS and RL models with the best validation scores into src/mro/checkpoints")
+    args = parser.parse_args()
+    RUNS.mkdir(parents=True, exist_ok=True)
+    if args.reeval:
+        for path in (ROOT / "vanilla.json", ROOT / "tts.json"):
+            path.unlink(missing_ok=True)
+        for a in ARMS:
+            for seed in ARMS[a]["seeds"]:
+                done = run_dir(a, seed) / "eval.json"
+                if done.is_file():
+                    result = json.loads(done.read_text())
+                    result["solved"] = evaluate(run_dir(a, seed) / "best", run_dir(a, seed) / "eval", seed=0)
+                    done.write_text(json.dumps(result, indent=2))
+    if not (ROOT / "vanilla.json").is_file():
+        (ROOT / "vanilla.json").write_text(json.dumps(evaluate(Path("sudoku-tiny"), RUNS / "vanilla-eval")))
+    arms = args.only or list(ARMS)
+    if not args.report_only:
+        # arms that start from another arm's model run after it (second phase)
+        for phase in ([a for a in arms if not ARMS[a].get("init")], [a for a in arms if ARMS[a].get("init")]):
+            jobs = [(a, s) for a in phase for s in ARMS[a]["seeds"]]
+            with ThreadPoolExecutor(args.jobs) as pool:
+                list(pool.map(lambda j: run_safely(*j), jobs))
+    results = [json.loads((run_dir(a, s) / "eval.json").read_text()) for a in ARMS for s in ARMS[a]["seeds"]
+               if (run_dir(a, s) / "eval.json").is_file()]
+    tts = tts_rows(args.jobs) if not args.report_only else (
+        json.loads((ROOT / "tts.json").read_text()) if (ROOT / "tts.json").is_file() else {})
+    report(results, tts)
+    if args.ship:
+        print(json.dumps(ship(results), indent=2))
+    print((ROOT / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    import torch
+
+    torch.set_num_threads(1)
+    main()
