@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo's numbers as the README quotes them: runs `mro demo` and keeps its tables and printout.
-#   bash benchmarks/demo_output.sh    -> benchmarks/results/demo/{demo.txt,demo_time.txt,vanilla.md,tts-mro.md}
+#   bash benchmarks/demo_output.sh    -> benchmarks/results/demo/{demo.txt,demo_time.txt,vanilla.md,tts-mro.md,rs.md,rl.md,
+#                                        accuracy_vs_tokens_per_step.png}
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=benchmarks/results/demo
@@ -12,3 +13,6 @@ python3 -c "import sys; print(f'mro demo wall time: {float(sys.argv[2]) - float(
   "$start" "$end" "$(nproc)" | tee "$out/demo_time.txt"
 cp runs/demo_bench/n500-seed0/vanilla/table.md "$out/vanilla.md"
 cp runs/demo_bench/n500-seed0/tts-mro/table.md "$out/tts-mro.md"
+cp runs/demo_bench/n500-seed0/sudoku-tiny-rs/table.md "$out/rs.md"
+cp runs/demo_bench/n500-seed0/sudoku-tiny-rl/table.md "$out/rl.md"
+cp runs/demo_bench/n500-seed0/accuracy_vs_tokens_per_step.png "$out/accuracy_vs_tokens_per_step.png"
