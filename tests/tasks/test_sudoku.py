@@ -211,3 +211,12 @@ def test_load_dream_jsonl_bad_grid_names_the_line(task, tmp_path):
                     + json.dumps({"input": "0" * 16, "output": "1234\n1234\n1234\n1234"}) + "\n")
     with pytest.raises(MroError, match=f"{path}:2: solution .* is not a valid"):
         task.load(str(path))
+
+
+def test_generating_many_puzzles_shows_progress(capsys):
+    from mro.tasks import get_task
+
+    get_task("sudoku").generate(10_000, seed=3)
+    assert "generating sudoku problems" in capsys.readouterr().err
+    get_task("sudoku").generate(50, seed=3)
+    assert "generating" not in capsys.readouterr().err  # small sets stay quiet

@@ -24,6 +24,7 @@ from typing import NoReturn, Union
 from mro.errors import MroError
 from mro.io import read_text
 from mro.tasks.checkers import boxed
+from mro.tasks.example import generation_bar
 from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, last_answer_block, register_task
 from mro.tasks.protocols import COUNTDOWN_QUESTION as QUESTION
 
@@ -264,6 +265,7 @@ class CountdownTask(Task):
         seen: set[str] = set()
         examples: list[Example] = []
         failed = 0
+        bar = generation_bar(n, self.name)
         while len(examples) < n:
             nums = [rng.randint(min_number, max_number) for _ in range(rng.choice(counts))]
             target, tree = random_solution(rng, nums)
@@ -284,6 +286,8 @@ class CountdownTask(Task):
             failed = 0
             seen.add(key)
             examples.append(_example(f"countdown-{seed}-{len(examples)}", nums, target, solution))
+            bar.update(1)
+        bar.close()
         return examples
 
     def load(self, path: str) -> list[Example]:

@@ -43,6 +43,13 @@ def tiny_batch(task: "Task", examples: list[Example], tokenizer) -> tuple[list[l
     return [x.prompt_ids for x in laid], [x.response_ids for x in laid]
 
 
+def generation_bar(n: int, name: str):
+    """A progress bar for generating ``n`` problems (shown from 10,000 on: that takes seconds to minutes)."""
+    from tqdm import tqdm
+
+    return tqdm(total=n, desc=f"generating {name} problems", unit="problem", disable=n < 10_000, leave=False)
+
+
 def heldout_bucket(key: str, test_fraction: float = 0.1) -> bool:
     """True when a problem (by its canonical string) belongs to the held-out split."""
     h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")

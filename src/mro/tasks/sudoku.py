@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mro.errors import MroError
+from mro.tasks.example import generation_bar
 from mro.tasks.base import Example, Task, TinyInput, heldout_bucket, last_answer_block, register_task
 
 SIZE = 4
@@ -218,6 +219,7 @@ class SudokuTask(Task):
         seen: set[str] = set()
         examples: list[Example] = []
         failed = 0
+        bar = generation_bar(n, self.name)
         while len(examples) < n:
             puzzle, solution = _draw_puzzle(rng, min_blanks, max_blanks)
             if (
@@ -235,6 +237,8 @@ class SudokuTask(Task):
             failed = 0
             seen.add(puzzle)
             examples.append(_example(f"sudoku-{seed}-{len(examples)}", puzzle, solution))
+            bar.update(1)
+        bar.close()
         return examples
 
     def load(self, path: str) -> list[Example]:
