@@ -189,3 +189,17 @@ def from_args(cls, args: argparse.Namespace):
 def to_dict(cfg) -> dict:
     """A config as plain data (for result records and YAML)."""
     return dataclasses.asdict(cfg)
+
+
+def parse_options(text: str) -> dict:
+    """``"a=1,b=true"`` -> ``{"a": 1, "b": True}`` (values read as YAML scalars)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise MroError(f"task option {part!r} is not of the form key=value")
+        k, v = part.split("=", 1)
+        try:
+            out[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError:
+            raise MroError(f"task option {part!r} has a value that cannot be read") from None
+    return out

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from mro.config import check_fields, to_dict
+from mro.config import parse_options  # noqa: F401  (re-exported: mro.eval.harness.parse_options)
 from mro.errors import MroError
 from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
 from mro.eval.report import accuracy_plot, markdown_table
@@ -108,20 +108,6 @@ class EvalConfig(SearchConfig):
         for k in self.tokens_per_step or []:
             if k <= 0:
                 raise MroError(f"tokens_per_step must be > 0, got {k}")
-
-
-def parse_options(text: str) -> dict:
-    """``"a=1,b=true"`` -> ``{"a": 1, "b": True}`` (values read as YAML scalars)."""
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if "=" not in part:
-            raise MroError(f"task option {part!r} is not of the form key=value")
-        k, v = part.split("=", 1)
-        try:
-            out[k.strip()] = yaml.safe_load(v)
-        except yaml.YAMLError:
-            raise MroError(f"task option {part!r} has a value that cannot be read") from None
-    return out
 
 
 def parse_hub_data(spec: str) -> tuple[str, str | None, str | None]:

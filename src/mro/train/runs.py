@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from mro.config import to_dict
+from mro.config import parse_options, to_dict
 from mro.errors import MroError
 from mro.models.base import DiffusionLM
 from mro.sampling import DecodeConfig, generate
@@ -288,19 +288,6 @@ def cpu_seconds() -> float:
 
 
 # ---------------------------------------------------------------- data
-
-
-def parse_options(text: str) -> dict:
-    """``"a=1,b=true"`` -> ``{"a": 1, "b": True}`` (values read as YAML scalars)."""
-    import yaml
-
-    out = {}
-    for part in filter(None, (p.strip() for p in str(text).split(","))):
-        if "=" not in part:
-            raise MroError(f"task option {part!r} is not of the form key=value")
-        k, v = part.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
 
 
 class ProblemSource:
