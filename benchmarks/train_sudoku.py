@@ -54,6 +54,10 @@ ARMS = {
     # the shipped recipe: RL (correctness + the completability potential, per-group credit) from the RS model
     "rs-then-rl": dict(verb="rl", minutes=6, seeds=(0, 1, 2), init="rs", flags=RL + [
         "--rewards", "q", "--format-weight", "0", "--shaping", "true", "--credit", "group"]),
+    # one more recipe for the shipped RL model (from the RS run of the same seed): correctness
+    # only, rollouts at 2 and 3 steps, a lower learning rate
+    "rs-then-rl-q": dict(verb="rl", minutes=6, seeds=(0, 1, 2), init="rs", flags=RL + CORRECTNESS + [
+        "--steps", "2,3", "--lr", "5e-5"]),
     # ablation of rl-mro (seed 0): each changes one thing
     "abl-no-tv": dict(verb="rl", minutes=4, seeds=(0,), flags=RL + MRO + ["--rewards", "ppl=0.1,q"]),
     "abl-no-ppl": dict(verb="rl", minutes=4, seeds=(0,), flags=RL + MRO + ["--rewards", "tv=0.1,q"]),
@@ -168,11 +172,13 @@ def report(results: list[dict], tts: dict) -> None:
         lines.append("| TTS-MRO k=4 w=1 T=0.5 (sudoku-tiny) | " + " | ".join(
             mean_std([t[str(s)] for t in tts_base]) for s in EVAL_STEPS) + " | - | - |")
     names = {"rs": "RS (TTS-MRO k=4, target final)", "rl-correctness": "RL, correctness only",
-             "rl-mro": "RL, MRO rewards + SGRO", "rs-then-rl": "RS, then RL (correctness + potential, group credit)"}
-    for arm in ("rs", "rl-correctness", "rl-mro", "rs-then-rl"):
+             "rl-mro": "RL, MRO rewards + SGRO", "rs-then-rl": "RS, then RL (correctness + potential, group credit)",
+             "rs-then-rl-q": "RS, then RL (correctness only, 2 and 3 steps, lr 5e-5)"}
+    for arm in ("rs", "rl-correctness", "rl-mro", "rs-then-rl", "rs-then-rl-q"):
         rows = by_arm.get(arm, [])
         if rows:
-            lines.append(f"| {names[arm]} ({len(rows)} seeds) | " + " | ".join(
+            seeds = f"{len(rows)} seeds" if len(rows) > 1 else f"seed {rows[0]['seed']}"
+            lines.append(f"| {names[arm]} ({seeds}) | " + " | ".join(
                 mean_std([r["solved"][str(s)] for r in rows]) for s in EVAL_STEPS) +
                 f" | {mean_std([r['cpu_min'] for r in rows])} | {mean_std([r['updates'] for r in rows])} |")
     tts_rl = [v for k, v in tts.items() if k.startswith("rl-mro")]
@@ -257,7 +263,8 @@ def ship(results: list[dict]) -> dict:
         return sum(r["best_val"].values()) / len(r["best_val"])
 
     chosen = {}
-    for name, arms in (("sudoku-tiny-rs", ("rs",)), ("sudoku-tiny-rl", ("rl-correctness", "rl-mro", "rs-then-rl"))):
+    for name, arms in (("sudoku-tiny-rs", ("rs",)),
+                       ("sudoku-tiny-rl", ("rl-correctness", "rl-mro", "rs-then-rl", "rs-then-rl-q"))):
         # a run whose validation never beat its starting model kept that model: it shows nothing trained
         rows = [r for r in results if r["arm"] in arms and r["best_update"] > 0]
         if not rows:
