@@ -31,6 +31,17 @@ def clean_env(tmp_path) -> dict:
     return env
 
 
+def accelerate_launch() -> list[str]:
+    """``accelerate launch`` of two CPU processes on a free port.
+
+    `--cpu` would start one process (accelerate shards CPU runs only through MPI); `--multi_gpu`
+    starts two through torchrun, and `--device cpu` makes them join one gloo group.
+    """
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(free_port())]
+
+
 def rows(path):
     out = [json.loads(line) for line in path.read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in TIMING} for r in out]
@@ -51,12 +62,7 @@ def test_two_processes_equal_one(tmp_path):
     one = subprocess.run([sys.executable, "-m", "mro", *args, "--out", str(tmp_path / "one")],
                          env=env, capture_output=True, text=True, timeout=120)
     assert one.returncode == 0, one.stderr
-    # `--cpu` would start one process (accelerate shards CPU runs only through MPI); `--multi_gpu`
-    # starts two through torchrun, and `--device cpu` makes them join one gloo group
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(free_port())]
-    two = subprocess.run([*launch, "-m", "mro", *args, "--out", str(tmp_path / "two")],
+    two = subprocess.run([*accelerate_launch(), "-m", "mro", *args, "--out", str(tmp_path / "two")],
                          env=env, capture_output=True, text=True, timeout=120)
     assert two.returncode == 0, two.stderr
 

@@ -140,7 +140,7 @@ def test_resume_refuses_changed_settings(tmp_path, model_dir):
 
 
 def test_two_processes_equal_one(tmp_path, model_dir):
-    from tests.eval.test_accelerate import clean_env, free_port
+    from tests.eval.test_accelerate import accelerate_launch, clean_env
 
     args = ["train", "rl", "--model", str(model_dir), "--task", "sudoku", "--prompts", "4", "--rollouts", "2",
             "--shards", "2", "--updates", "2", "--val-every", "2", "--val-n", "8", "--val-steps", "3",
@@ -149,10 +149,7 @@ def test_two_processes_equal_one(tmp_path, model_dir):
     one = subprocess.run([sys.executable, "-m", "mro", *args, "--out", str(tmp_path / "one")],
                          env=env, capture_output=True, text=True, timeout=180)
     assert one.returncode == 0, one.stderr
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(free_port())]
-    two = subprocess.run([*launch, "-m", "mro", *args, "--out", str(tmp_path / "two")],
+    two = subprocess.run([*accelerate_launch(), "-m", "mro", *args, "--out", str(tmp_path / "two")],
                          env=env, capture_output=True, text=True, timeout=180)
     assert two.returncode == 0, two.stderr
     wa, wb = weights(tmp_path / "one"), weights(tmp_path / "two")

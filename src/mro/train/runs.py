@@ -19,12 +19,13 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
 from mro.config import parse_options, to_dict
 from mro.errors import MroError
+from mro.io import atomic_write_json, atomic_write_text, read_jsonl
 from mro.models.base import DiffusionLM
 from mro.sampling import DecodeConfig, generate
 from mro.tasks.base import Example, Task, tiny_batch
@@ -137,7 +138,7 @@ def _open_run(cfg) -> Path:
         raise MroError(f"--resume: {out} holds no run to continue")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(saved, to_dict(cfg))
+        atomic_write_json(saved, to_dict(cfg))
     except OSError as e:
         raise MroError(f"cannot write to --out {out}: {e.strerror}") from None
     return out
@@ -155,13 +156,6 @@ def locked(out: str):
         yield
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a temporary file renamed over the target)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def append_log(path: Path, record: dict) -> None:
     with path.open("a") as f:
         f.write(json.dumps(record) + "\n")
@@ -169,26 +163,13 @@ def append_log(path: Path, record: dict) -> None:
 
 def read_log(path: Path, until_update: int | None = None) -> list[dict]:
     """The log's records (a torn last line is dropped); with ``until_update``, only those up to it."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if until_update is None or rec.get("update", 0) <= until_update:
-            out.append(rec)
-    return out
+    return [r for r in read_jsonl(path, warn=False) if until_update is None or r.get("update", 0) <= until_update]
 
 
 def truncate_log(path: Path, until_update: int) -> None:
     """Keep the records up to ``until_update``: a resumed run writes each update once."""
     if path.is_file():
-        records = read_log(path, until_update)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in read_log(path, until_update)))
 
 
 def save_checkpoint(accelerator, out: Path, state: dict) -> None:
@@ -200,7 +181,7 @@ def save_checkpoint(accelerator, out: Path, state: dict) -> None:
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=False)
     if accelerator.is_main_process:
-        write_json(tmp / "trainer_state.json", state)
+        atomic_write_json(tmp / "trainer_state.json", state)
         if final.exists():
             final.rename(old)
         tmp.rename(final)
