@@ -67,7 +67,8 @@ def main() -> dict:
     lines += ["", "4 x vanilla: four vanilla decodes of the batch; vanilla on a 4x batch: one decode of every puzzle four "
               "times (the candidates' own forward work at the batch size TTS runs them)",
               f"sudoku-tiny, batch {BATCH} puzzles (10-12 blanks), k={K}, temperature {TEMP}, rewards tv,ppl,q "
-              f"(1 verified token per candidate and segment; PPL scorer sudoku-ar-tiny); median of {REPEATS} paired ratios; "
+              f"(the search defaults: {SearchConfig().tv_tokens} committed tokens verified, greedy candidate "
+              f"{SearchConfig().greedy_candidate}; PPL scorer sudoku-ar-tiny); median of {REPEATS} paired ratios; "
               f"{hw['processor']}, 1 thread, torch {hw['torch']}"]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tts_overhead.md").write_text("\n".join(lines) + "\n")
