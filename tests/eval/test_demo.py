@@ -1,20 +1,35 @@
-"""mro demo: every decoding and every shipped trained model on one table and one chart."""
+"""mro demo: every decoding and every shipped trained model on one table and one chart per task."""
 
 from rich.console import Console
 
-from mro.eval.demo import TRAINED, DemoConfig, run_demo
+from mro.eval.demo import COUNTDOWN, SUDOKU, DemoConfig, run_demo
 from mro.models.load import builtin_models
 
 
-def test_demo_rows_and_one_chart(tmp_path):
+def test_demo_rows_and_one_chart_per_task(tmp_path):
     console = Console(record=True, width=160)
-    runs = run_demo(DemoConfig(n=4, tokens_per_step=[3, 6], out=str(tmp_path)), console=console)
-    shipped = [label for label, name in TRAINED if name in builtin_models()]
-    assert list(runs) == ["vanilla", "TTS-MRO", *shipped]
-    for s in runs.values():
-        assert [r["steps"] for r in s["results"]] == [4, 2]
+    out = run_demo(DemoConfig(n=4, tokens_per_step=[3, 6], countdown_n=4, countdown_tokens_per_step=[4, 20],
+                              out=str(tmp_path)), console=console)
+    shipped = builtin_models()
+    assert list(out) == ["sudoku"] + (["countdown"] if COUNTDOWN.model in shipped else [])
     text = console.export_text()
+    for (section, steps, folder) in ((SUDOKU, [4, 2], tmp_path / "n4-seed0"),
+                                     (COUNTDOWN, [5, 1], tmp_path / "n4-seed0" / "countdown")):
+        if section.task not in out:
+            continue
+        runs = out[section.task]
+        labels = [label for label, name in section.trained if name in shipped]
+        assert list(runs) == ["vanilla", "TTS-MRO", *labels]
+        for s in runs.values():
+            assert [r["steps"] for r in s["results"]] == steps
+        assert f"{section.task}: solved % vs tokens per step" in text
+        for label in labels:
+            assert f"{label}-trained (greedy)" in text
+        assert (folder / "accuracy_vs_tokens_per_step.png").stat().st_size > 1000
     assert "vanilla (greedy)" in text and "TTS-MRO k=4" in text
-    for label in shipped:
-        assert f"{label}-trained (greedy)" in text
-    assert (tmp_path / "n4-seed0" / "accuracy_vs_tokens_per_step.png").stat().st_size > 1000
+
+
+def test_demo_without_countdown(tmp_path):
+    out = run_demo(DemoConfig(n=2, tokens_per_step=[6], tts=False, countdown=False, out=str(tmp_path)),
+                   console=Console(record=True))
+    assert list(out) == ["sudoku"] and list(out["sudoku"])[0] == "vanilla"

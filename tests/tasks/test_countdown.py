@@ -34,7 +34,7 @@ def test_generator_emits_only_solvable_problems(task):
     assert len({(tuple(sorted(e.data["nums"])), e.answer) for e in examples}) == 300
     for e in examples:
         nums, target, solution = e.data["nums"], e.data["target"], e.data["solution"]
-        assert len(nums) in (3, 4) and all(1 <= v <= 30 for v in nums)
+        assert len(nums) == 3 and all(1 <= v <= 100 for v in nums)  # d1's cd3 shape
         assert 1 <= target <= 100 and e.answer == target
         assert len(solution) <= 20 and " " not in solution
         assert str(nums) in e.question and str(target) in e.question
@@ -287,3 +287,33 @@ def test_majority_vote_counts_reorderings_as_one_answer(task):
     from mro.rewards.quality import majority_vote
 
     assert majority_vote(["5+2", "3+4", "4+3"], task.same_answer) == "3+4"
+
+
+def test_chain_layout_renders_and_scores_as_its_expression(task):
+    from mro.tasks.countdown import chain_expression, render_chain
+
+    tree = ("-", 79, ("-", 44, 15))
+    assert render_chain(tree) == "44-15=29,79-29=50"
+    assert chain_expression("44-15=29,79-29=50") == "79-(44-15)"
+    assert render_chain(("*", ("+", 3, 5), ("-", 9, 2))) == "3+5=8,9-2=7,8*7=56"
+    assert chain_expression("3+5=8,9-2=7,8*7=56") == "(3+5)*(9-2)"
+    # a given number equal to an intermediate: the intermediate is used once, the given once
+    assert chain_expression("3+5=8,8*8=64") == "(3+5)*8"
+    assert chain_expression("3*4") is None and chain_expression("3*4=12") is None
+    ex = _example([15, 44, 79], 50)
+    assert task.score(ex, "44-15=29,79-29=50") == {"correct": 1.0}
+    assert task.score(ex, "<answer>44-15=29, 79-29=50</answer>") == {"correct": 1.0}
+    assert task.score(ex, "44-15=28,79-28=51") == {"correct": 0.0}  # a false step
+    assert task.score(ex, "44-15=29,79-29=51") == {"correct": 0.0}
+    assert task.score(ex, "44-15=29,79-15=64") == {"correct": 0.0}  # 29 never used, 15 twice
+    assert task.same_answer(task.extract("44-15=29,79-29=50"), "79-(44-15)")
+
+
+def test_generator_chain_layout(task):
+    examples = task.generate(200, seed=2, split="train", n_numbers=3, max_number=100, layout="chain")
+    for e in examples:
+        solution = e.data["solution"]
+        assert solution.count("=") == 2 and len(solution) <= 20
+        assert task.score(e, solution) == {"correct": 1.0}
+    with pytest.raises(MroError, match="layout must be one of"):
+        task.generate(2, seed=0, layout="tree")

@@ -109,3 +109,30 @@ def test_bad_values():
         SFTConfig(steps=0)
     with pytest.raises(MroError, match="lr must be > 0"):
         SFTConfig(lr=0)
+
+
+def test_task_options_reach_the_generator_and_bad_ones_are_one_line():
+    from mro.models.tokenizer import CharTokenizer
+    from mro.tasks import get_task
+
+    cfg = SFTConfig(task="countdown", batch_size=8, task_options="n_numbers=3,max_number=9,layout=chain")
+    tokens, maskable, _ = make_batch(get_task("countdown"), CharTokenizer(), cfg, step=0)
+    text = CharTokenizer().decode(tokens[0])
+    assert "=" in text and "," in text.split(":", 1)[1]  # the chain layout: 3+4=7,7*2=14
+    assert maskable.sum(1).tolist() == [20] * 8
+    with pytest.raises(MroError, match="bad task option for countdown.*colour") as err:
+        SFTConfig(task="countdown", task_options="colour=3")
+    assert "\n" not in str(err.value)
+    with pytest.raises(MroError, match="layout must be one of expression, chain"):
+        SFTConfig(task="countdown", task_options="layout=tree")
+
+
+def test_validation_lines_in_the_log(tmp_path):
+    out = tmp_path / "v"
+    train_sft(SFTConfig(out=str(out), steps=4, val_every=2, val_n=8, val_steps=[2, 4], **SMALL))
+    rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    vals = [r for r in rows if "val" in r]
+    assert [r["step"] for r in vals] == [2, 4]
+    assert all(set(r["val"]) == {"2", "4"} and all(0 <= v <= 1 for v in r["val"].values()) for r in vals)
+    with pytest.raises(MroError, match="val_steps must be integers >= 1"):
+        SFTConfig(val_steps=[0])

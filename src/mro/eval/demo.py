@@ -1,8 +1,10 @@
 """``mro demo``: the main job on the embedded default (docs/method.md sections 1, 5 and 8).
 
 Loads the shipped tiny Sudoku model and, on held-out puzzles with several solutions, shows how
-accuracy falls as more tokens are committed per denoising step (vanilla, greedy), and what
-reward-guided test-time scaling (TTS-MRO, k = 4) recovers at the same tokens per step.
+accuracy falls as more tokens are committed per denoising step (vanilla, greedy), what
+reward-guided test-time scaling (TTS-MRO, k = 4) recovers at the same tokens per step, and how
+the shipped RS- and RL-trained models do greedily; then the same for the shipped tiny Countdown
+model. One table and one chart per task.
 """
 
 from __future__ import annotations
@@ -30,12 +32,18 @@ class DemoConfig:
     out: str = field(default="runs/demo", metadata={
         "help": "output folder; each puzzle count and seed gets its own subfolder n<N>-seed<S>"})
     seed: int = field(default=0, metadata={"help": "decoding seed"})
+    countdown: bool = field(default=True, metadata={
+        "help": "also run the Countdown section (with the shipped countdown-tiny)"})
+    countdown_n: int = field(default=200, metadata={"help": "held-out Countdown problems", "min": 1,
+                                                    "max": 100_000})
+    countdown_tokens_per_step: list[float] = field(default_factory=lambda: [1, 2, 4, 8], metadata={
+        "help": "tokens committed per step in the Countdown section", "gt": 0})
 
     def __post_init__(self):
         check_fields(self)
         check_output_folder(self.out)
-        if not self.tokens_per_step:
-            raise MroError("tokens_per_step needs at least one value")
+        if not self.tokens_per_step or not self.countdown_tokens_per_step:
+            raise MroError("tokens_per_step and countdown_tokens_per_step need at least one value")
 
     def folder(self) -> Path:
         """Where this demo's runs go: settings that change results get their own subfolder, so
@@ -43,32 +51,61 @@ class DemoConfig:
         return Path(self.out) / f"n{self.n}-seed{self.seed}"
 
 
-#: trained models the demo adds when they are shipped: (label, built-in name)
-TRAINED = (("RS", "sudoku-tiny-rs"), ("RL", "sudoku-tiny-rl"))
+@dataclass(frozen=True)
+class Section:
+    """One task of the demo: its shipped model, problems and the trained models it adds."""
+
+    model: str
+    task: str
+    task_options: str
+    what: str  # the problems, in words
+    trained: tuple[tuple[str, str], ...]  # (label, built-in name) of trained versions, shown when shipped
+
+
+SUDOKU = Section("sudoku-tiny", "sudoku", "min_blanks=10,max_blanks=12",
+                 "held-out 4x4 Sudoku with 10-12 blanks (several solutions allowed; any valid completion counts)",
+                 (("RS", "sudoku-tiny-rs"), ("RL", "sudoku-tiny-rl")))
+COUNTDOWN = Section("countdown-tiny", "countdown", "n_numbers=3,max_number=100,max_target=100",
+                    "held-out 3-number Countdown (numbers 1-100, targets up to 100; any expression that hits "
+                    "the target counts)", (("RL", "countdown-tiny-rl"),))
+#: trained models the Sudoku section adds when they are shipped: (label, built-in name)
+TRAINED = SUDOKU.trained
+NAMES = {"vanilla": "vanilla (greedy)", "TTS-MRO": "TTS-MRO k=4", "RS": "RS-trained (greedy)",
+         "RL": "RL-trained (greedy)"}
 
 
 def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict:
+    """The Sudoku section, then (when ``countdown-tiny`` is shipped) the Countdown one."""
     from mro.models.load import builtin_models
 
     console = console or Console()
-    console.print("[bold]mro demo[/]: shipped tiny diffusion LM (sudoku-tiny) on held-out 4x4 Sudoku with 10-12 "
-                  "blanks (several solutions allowed; any valid completion counts)")
-    common = dict(task="sudoku", n=cfg.n, task_options="min_blanks=10,max_blanks=12",
-                  tokens_per_step=cfg.tokens_per_step, seed=cfg.seed, batch_size=250)
-    runs = {"vanilla": run_eval(EvalConfig(model="sudoku-tiny", **common, out=str(cfg.folder() / "vanilla")))}
+    out = {"sudoku": run_section(SUDOKU, cfg, cfg.n, cfg.tokens_per_step, cfg.folder(), console)}
+    if cfg.countdown and COUNTDOWN.model in builtin_models():
+        out["countdown"] = run_section(COUNTDOWN, cfg, cfg.countdown_n, cfg.countdown_tokens_per_step,
+                                       cfg.folder() / "countdown", console)
+    return out
+
+
+def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list[float], folder: Path,
+                console: Console) -> dict:
+    """Vanilla, TTS-MRO and every shipped trained model of one task: a table and one chart."""
+    from mro.models.load import builtin_models
+
+    console.print(f"[bold]mro demo[/]: shipped tiny diffusion LM ({section.model}) on {section.what}")
+    common = dict(task=section.task, n=n, task_options=section.task_options, tokens_per_step=tokens_per_step,
+                  seed=cfg.seed, batch_size=250)
+    runs = {"vanilla": run_eval(EvalConfig(model=section.model, **common, out=str(folder / "vanilla")))}
     if cfg.tts:
         console.print("decoding again with TTS-MRO (k=4 candidates per step, R_tv + R_ppl + R_q) ...")
-        runs["TTS-MRO"] = run_eval(EvalConfig(model="sudoku-tiny", **common, out=str(cfg.folder() / "tts-mro"),
+        runs["TTS-MRO"] = run_eval(EvalConfig(model=section.model, **common, out=str(folder / "tts-mro"),
                                               decode="tts-mro", temperature=0.5, k=4, w=1))
     shipped = builtin_models()
-    for label, name in TRAINED:
+    for label, name in section.trained:
         if name in shipped:
             console.print(f"decoding greedily with {name} (the same model trained with MRO's {label}) ...")
-            runs[label] = run_eval(EvalConfig(model=name, **common, out=str(cfg.folder() / name)))
-    names = {"vanilla": "vanilla (greedy)", "TTS-MRO": "TTS-MRO k=4", "RS": "RS-trained (greedy)",
-             "RL": "RL-trained (greedy)"}
-    table = Table(title=f"solved % vs tokens per step ({cfg.n} held-out puzzles)")
-    for col in ("tokens/step", "steps", *(names[k] for k in runs), "DLM forwards/puzzle (vanilla | TTS-MRO)"):
+            runs[label] = run_eval(EvalConfig(model=name, **common, out=str(folder / name)))
+    table = Table(title=f"{section.task}: solved % vs tokens per step ({n} held-out problems)")
+    for col in ("tokens/step", "steps", *(NAMES[k] for k in runs), "DLM forwards/problem (vanilla | TTS-MRO)"):
         table.add_column(col, justify="right")
     for i, r in enumerate(runs["vanilla"]["results"]):
         row = [f"{r['tokens_per_step']:g}", str(r["steps"])]
@@ -78,15 +115,15 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict:
             nfe += f" | {runs['TTS-MRO']['results'][i]['nfe_per_example']:.0f}"
         table.add_row(*row, nfe)
     console.print(table)
-    plot = cfg.folder() / "accuracy_vs_tokens_per_step.png"
-    plot_runs(runs, names, plot, cfg.n)
+    plot = folder / "accuracy_vs_tokens_per_step.png"
+    plot_runs(runs, NAMES, plot, f"{section.model} on {n} held-out problems")
     console.print(f"plot (every decoding on one chart): {plot}")
     for name, s in runs.items():
         console.print(f"{name}: table {s['table']}")
     return runs
 
 
-def plot_runs(runs: dict, names: dict, path: Path, n: int) -> None:
+def plot_runs(runs: dict, names: dict, path: Path, title: str) -> None:
     """Solved % against tokens per step, one curve per decoding / model."""
     import matplotlib
 
@@ -101,7 +138,7 @@ def plot_runs(runs: dict, names: dict, path: Path, n: int) -> None:
         ax.plot(xs, [100 * r["solved"] for r in s["results"]], marker="o", label=names[key])
     ax.set_xlabel("tokens committed per step")
     ax.set_ylabel("solved %")
-    ax.set_title(f"sudoku-tiny on {n} held-out puzzles (10-12 blanks)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

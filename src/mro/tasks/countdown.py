@@ -17,6 +17,7 @@ import ast
 import json
 import operator
 import random
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import NoReturn, Union
@@ -38,12 +39,18 @@ _BIN_OPS = {
     ast.Div: operator.truediv,
 }
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+_OP_NODES = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
 #: LaTeX operators a ``\\boxed{}`` answer may use, as the parser's ASCII ones.
 _LATEX_OPS = {"\\times": "*", "\\cdot": "*", "\\div": "/", "\\left(": "(", "\\right)": ")"}
 #: consecutive rejected draws after which ``generate`` gives up (options leave too few problems).
 _MAX_FAILED_DRAWS = 100_000
 #: an expression tree: a number, or (operator, left, right).
 Node = Union[int, tuple]
+#: how a generated problem's recorded solution (what a tiny model trains on) is written
+LAYOUTS = ("expression", "chain")
+#: a worked chain, Dream's shape: two or more ``lhs=value`` steps separated by commas
+_CHAIN = re.compile(r"^\s*[\d\s+\-*/()]+=\s*\d+\s*(,\s*[\d\s+\-*/()]+=\s*\d+\s*)+$")
+_NUMBER = re.compile(r"\d+")
 
 
 def render(node: Node) -> str:
@@ -58,6 +65,57 @@ def render(node: Node) -> str:
     if right_prec < _PRECEDENCE[op] or (right_prec == _PRECEDENCE[op] and op in "-/"):
         right_s = f"({right_s})"
     return f"{left_s}{op}{right_s}"
+
+
+def render_chain(node: Node) -> str:
+    """The solution as a worked chain, one operation per step in the order it is computed
+    (Dream's shape): ``((44-15) ...`` -> ``44-15=29,79-29=50``."""
+    steps: list[str] = []
+
+    def walk(n: Node) -> int:
+        if isinstance(n, int):
+            return n
+        op, left, right = n
+        a, b = walk(left), walk(right)
+        value = int(_BIN_OPS[_OP_NODES[op]](Fraction(a), Fraction(b)))
+        steps.append(f"{a}{op}{b}={value}")
+        return value
+
+    walk(node)
+    return ",".join(steps) if steps else str(node)
+
+
+def chain_expression(text: str) -> str | None:
+    """The single expression a worked chain stands for, or None when ``text`` is not a chain.
+
+    ``44-15=29,79-29=50`` -> ``79-(44-15)``: each step's value must be what its left side
+    computes (a false step makes the chain an unparsable answer, returned as it is), and each
+    later occurrence of an earlier step's value stands for that step (an intermediate is used
+    once; a number equal to no unused intermediate is a given number). The last step is the answer.
+    """
+    if not _CHAIN.match(text):
+        return None
+    pending: list[tuple[int, str]] = []  # (value, expression) of steps not used yet
+    expression = ""
+    for step in text.split(","):
+        lhs, rhs = (part.strip() for part in step.split("="))
+        try:
+            value, _ = parse_expression(lhs)
+        except MroError:
+            return text
+        if value != int(rhs):
+            return text
+
+        def substitute(match: re.Match) -> str:
+            for i, (v, expr) in enumerate(pending):
+                if v == int(match.group()):
+                    del pending[i]
+                    return f"({expr})"
+            return match.group()
+
+        expression = _NUMBER.sub(substitute, lhs.replace(" ", ""))
+        pending.append((int(rhs), expression))
+    return expression
 
 
 def _precedence(node: Node) -> int:
@@ -253,14 +311,20 @@ class CountdownTask(Task):
         n: int,
         seed: int,
         split: str = "test",
-        n_numbers: int | tuple[int, ...] = (3, 4),
+        n_numbers: int | tuple[int, ...] = 3,
         min_number: int = 1,
-        max_number: int = 30,
+        max_number: int = 100,
         max_target: int = 100,
+        layout: str = "expression",
     ) -> list[Example]:
-        """``n`` distinct solvable problems of one split, each with a recorded solution."""
+        """``n`` distinct solvable problems of one split, each with a recorded solution written as
+        ``layout``: ``expression`` (``79-(44-15)``) or ``chain`` (``44-15=29,79-29=50``); a
+        problem whose solution is longer than the tiny model's response is drawn again."""
         counts = _counts(n_numbers)
         _check_options(split, min_number, max_number, max_target)
+        if layout not in LAYOUTS:
+            raise MroError(f"countdown layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        write = render_chain if layout == "chain" else render
         rng = random.Random(seed)
         seen: set[str] = set()
         examples: list[Example] = []
@@ -269,7 +333,7 @@ class CountdownTask(Task):
         while len(examples) < n:
             nums = [rng.randint(min_number, max_number) for _ in range(rng.choice(counts))]
             target, tree = random_solution(rng, nums)
-            solution, key = render(tree), _key(nums, target)
+            solution, key = write(tree), _key(nums, target)
             if (
                 target > max_target
                 or len(solution) > MAX_SOLUTION_LENGTH
@@ -327,7 +391,9 @@ class CountdownTask(Task):
         return TinyInput(self.tiny_input(example, tokenizer).prompt_ids, ids + padding)
 
     def extract(self, response: str) -> str | None:
-        """The expression of the (last ``<answer>`` block of the) response, left of any ``=``.
+        """The expression of the (last ``<answer>`` block of the) response, left of any ``=``; a
+        worked chain (``44-15=29,79-29=50``, Dream's shape) reads as the expression it computes
+        (:func:`chain_expression`).
 
         A ``\\boxed{...}`` in it (d1's format) is unwrapped and its LaTeX operators (``\\times``,
         ``\\cdot``, ``\\div``) read as ``*`` and ``/``.
@@ -338,6 +404,9 @@ class CountdownTask(Task):
             text = inner
             for latex, op in _LATEX_OPS.items():
                 text = text.replace(latex, op)
+        chained = chain_expression(text)
+        if chained is not None:
+            return chained
         text = text.strip().split("=")[0].strip()
         return text or None
 

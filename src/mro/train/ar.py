@@ -35,7 +35,7 @@ class ARConfig(TrainConfig):
 
 def corpus_batch(task, tokenizer, cfg: ARConfig, step: int) -> list[str]:
     """Texts of ``step`` (deterministic in seed and step)."""
-    examples = task.generate(cfg.batch_size, seed=cfg.seed * 1_000_003 + step, split="train", **cfg.task_options())
+    examples = task.generate(cfg.batch_size, seed=cfg.seed * 1_000_003 + step, split="train", **cfg.generator_options())
     g = torch.Generator().manual_seed(cfg.seed * 4_421 + step)
     texts = []
     for ex in examples:

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from mro.config import to_dict
+from mro.config import parse_options, to_dict
 from mro.errors import MroError
 from mro.models.tiny import TinyDLM
 
@@ -41,6 +41,13 @@ class TrainConfig:
     d_ff: int = field(default=512, metadata={"help": "feed-forward width"})
     min_blanks: int = field(default=6, metadata={"help": "sudoku: fewest blanks in training puzzles"})
     max_blanks: int = field(default=12, metadata={"help": "sudoku: most blanks in training puzzles"})
+    val_every: int = field(default=0, metadata={
+        "help": "steps between validations (greedy solved % on val_n held-out test-split problems); 0 = none"})
+    val_n: int = field(default=256, metadata={"help": "held-out problems of each validation"})
+    val_steps: list[int] = field(default_factory=list, metadata={
+        "help": "denoising steps of the validation decodes (empty = one token per step)"})
+    task_options: str = field(default="", metadata={
+        "help": "more options of the task's generator, e.g. countdown's n_numbers=3,max_number=100,layout=chain"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
     resume: bool = field(default=False, metadata={
         "help": "continue the run in --out from its checkpoint (without it an existing run is refused)"})
@@ -54,7 +61,10 @@ class TrainConfig:
         from mro.config import check_fields
 
         check_fields(self)  # finite numbers, seeds in range
-        for name in ("threads", "warmup", "min_blanks", "max_blanks"):
+        _check_generator_options(self)
+        if any(type(v) is not int or v < 1 for v in self.val_steps):
+            raise MroError(f"val_steps must be integers >= 1, got {self.val_steps}")
+        for name in ("threads", "warmup", "min_blanks", "max_blanks", "val_every", "val_n"):
             if getattr(self, name) < 0:
                 raise MroError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.weight_decay < 0:
@@ -63,12 +73,25 @@ class TrainConfig:
             raise MroError(f"sudoku blanks need 0 <= min_blanks <= max_blanks <= 16, "
                            f"got {self.min_blanks} and {self.max_blanks}")
 
-    def task_options(self) -> dict:
-        return {"min_blanks": self.min_blanks, "max_blanks": self.max_blanks} if self.task == "sudoku" else {}
+    def generator_options(self) -> dict:
+        """Keyword options of the task's ``generate`` for the training data."""
+        options = {"min_blanks": self.min_blanks, "max_blanks": self.max_blanks} if self.task == "sudoku" else {}
+        return {**options, **parse_options(self.task_options)}
+
+
+def _check_generator_options(cfg: TrainConfig) -> None:
+    """An unknown or bad task option fails here in one line, not at the first training step."""
+    from mro.tasks import get_task
+
+    task = get_task(cfg.task)
+    try:
+        task.generate(1, seed=0, split="train", **cfg.generator_options())
+    except (TypeError, ValueError) as e:
+        raise MroError(f"bad task option for {task.name}: {' '.join(str(e).split())}") from None
 
 
 #: fields that may change between a run and its resumption
-_RUN_ONLY = ("out", "steps", "threads", "save_every", "log_every", "resume")
+_RUN_ONLY = ("out", "steps", "threads", "save_every", "log_every", "resume", "val_every", "val_n", "val_steps")
 
 
 def _lr_lambda(cfg: TrainConfig):
@@ -80,8 +103,12 @@ def _lr_lambda(cfg: TrainConfig):
     return f
 
 
-def train(cfg: TrainConfig, model: TinyDLM, step_loss: Callable[[int], torch.Tensor], desc: str) -> Path:
+def train(cfg: TrainConfig, model: TinyDLM, step_loss: Callable[[int], torch.Tensor], desc: str,
+          validate: Callable[[], dict] | None = None) -> Path:
     """Optimise ``step_loss(step)`` for ``cfg.steps`` steps; save the model.
+
+    With ``validate`` and ``cfg.val_every``, every ``val_every`` steps (and at the end) the log
+    gets a line ``{"step", "val": validate(), "seconds"}``.
 
     ``--out`` is locked for the run. A folder that already holds a run is refused unless
     ``resume`` is set; then training continues from its checkpoint exactly (weights, optimizer,
@@ -135,6 +162,13 @@ def train(cfg: TrainConfig, model: TinyDLM, step_loss: Callable[[int], torch.Ten
                 with log_path.open("a") as f:
                     f.write(json.dumps({"step": done, "loss": round(running, 5), "lr": sched.get_last_lr()[0],
                                         "seconds": round(time.time() - t0, 1)}) + "\n")
+            if validate is not None and cfg.val_every and (done % cfg.val_every == 0 or done == cfg.steps):
+                model.module.eval()
+                val = validate()
+                model.module.train()
+                bar.set_postfix(loss=f"{running:.4f}", val=" ".join(f"{v:.3f}" for v in val.values()))
+                with log_path.open("a") as f:
+                    f.write(json.dumps({"step": done, "val": val, "seconds": round(time.time() - t0, 1)}) + "\n")
             if done % cfg.save_every == 0 or done == cfg.steps:
                 state = {"model": model.module.state_dict(), "optimizer": opt.state_dict(),
                          "scheduler": sched.state_dict(), "step": done, "running": running, "config": to_dict(cfg)}

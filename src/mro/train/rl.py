@@ -206,7 +206,7 @@ def policy_loss(model, traj: Trajectory, pairs: torch.Tensor, coef: torch.Tensor
         d = ref_logp - logp
         k3 = torch.where(committed, torch.exp(d) - d - 1, torch.zeros_like(d))
         per = per + cfg.kl_coef * k3 * (coef[rows, steps] != 0)[:, None]
-        kl_sum = float(k3.sum())
+        kl_sum = float(k3.detach().sum())
     return per.sum() / n_total, kl_sum
 
 

@@ -9,7 +9,7 @@ with ``train_log.jsonl``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ class SFTConfig(TrainConfig):
 
 def make_batch(task, tokenizer, cfg: TrainConfig, step: int):
     """The batch of ``step``: tokens, maskable positions, attention mask (deterministic)."""
-    examples = task.generate(cfg.batch_size, seed=cfg.seed * 1_000_003 + step, split="train", **cfg.task_options())
+    examples = task.generate(cfg.batch_size, seed=cfg.seed * 1_000_003 + step, split="train", **cfg.generator_options())
     targets = [task.tiny_target(ex, tokenizer) for ex in examples]
     inputs = [task.tiny_input(ex, tokenizer) for ex in examples]
     tokens, attn, p = layout([t.prompt_ids for t in targets], [t.response_ids for t in targets],
@@ -51,4 +51,26 @@ def train_sft(cfg: SFTConfig) -> Path:
         gen = torch.Generator().manual_seed(cfg.seed * 7_919 + step)
         return masked_diffusion_loss(model, tokens, maskable, attn, generator=gen)
 
-    return train(cfg, model, step_loss, desc=f"sft {cfg.task}")
+    return train(cfg, model, step_loss, desc=f"sft {cfg.task}", validate=validator(task, model, cfg))
+
+
+@dataclass
+class _ValSettings:
+    """What :func:`mro.train.runs.validate` reads: the tiny layout, its full response length."""
+
+    val_steps: list[int] = field(default_factory=list)
+    protocol: str = "tiny"
+    gen_length: int | None = None
+    block_length: int | None = None
+
+
+def validator(task, model: TinyDLM, cfg: TrainConfig):
+    """Greedy solved rate on ``val_n`` held-out problems of the test split (generator seed
+    8191 + seed, as the RL and RS trainers validate), keyed by step count; None when off."""
+    if not cfg.val_every:
+        return None
+    from mro.train.runs import validate
+
+    examples = task.generate(cfg.val_n, seed=8191 + cfg.seed, split="test", **cfg.generator_options())
+    settings = _ValSettings(val_steps=cfg.val_steps or [task.tiny_gen_length])
+    return lambda: {str(k): round(v, 4) for k, v in validate(model, task, examples, settings).items()}

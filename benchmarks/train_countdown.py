@@ -1,0 +1,192 @@
+"""The shipped tiny Countdown model: layout and size search, then the shipped run
+(docs/method.md section 9).
+
+Each trial trains a tiny diffusion LM from scratch with ``mro train sft`` on 3-number Countdown
+(numbers 1-100, targets up to 100, the shape of d1's ``cd3`` files) from the generator's training
+split, validating every few hundred steps on 256 held-out generator problems (greedy, one token
+per step). The finished model is then decoded greedily, one token per step, on 1,000 held-out
+test problems (generator seed 1234, test split). Trials are independent jobs, one thread each,
+two side by side; a finished trial (its ``eval.json``) is skipped and an interrupted one resumes
+from its checkpoint:
+
+    python benchmarks/train_countdown.py                 # every trial
+    python benchmarks/train_countdown.py --only chain-d128
+    python benchmarks/train_countdown.py --report-only   # tables and curves from finished trials
+    python benchmarks/train_countdown.py --ship          # copy the best trial to src/mro/checkpoints/countdown-tiny
+    -> benchmarks/results/train_countdown/{results.json,results.md,curves.png,runs/*}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent / "results" / "train_countdown"
+RUNS = ROOT / "runs"
+SHIP = Path(__file__).resolve().parents[1] / "src" / "mro" / "checkpoints" / "countdown-tiny"
+PROBLEMS = "n_numbers=3,max_number=100,max_target=100"
+TEST = dict(task="countdown", n=1000, task_options=PROBLEMS, data_seed=1234)
+COMMON = ["--task", "countdown", "--threads", "1", "--batch-size", "256", "--lr", "1e-3", "--warmup", "200",
+          "--val-n", "256", "--seed", "0", "--save-every", "100"]
+TRIALS = {
+    # layout search at equal steps (d=128, 4 layers: sudoku-tiny's size)
+    "expression-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=expression"]),
+    "chain-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=chain"]),
+    # the shipped candidate: the chain layout for as long as one thread allows in under an hour
+    "chain-d128-long": dict(steps=4500, val_every=250, flags=["--task-options", PROBLEMS + ",layout=chain"]),
+}
+
+
+def run_dir(name: str) -> Path:
+    return RUNS / name
+
+
+def train_and_eval(name: str) -> dict:
+    """Train one trial (resuming a partial one), then evaluate it; cached in eval.json."""
+    out = run_dir(name)
+    done = out / "eval.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    spec = TRIALS[name]
+    val_every = spec.get("val_every", max(100, spec["steps"] // 10))
+    cmd = [sys.executable, "-m", "mro", "train", "sft", *COMMON, *spec["flags"], "--steps", str(spec["steps"]),
+           "--val-every", str(val_every), "--out", str(out)]
+    if (out / "checkpoint.pt").is_file() and not (out / "model.safetensors").is_file():
+        cmd.append("--resume")
+    if not (out / "model.safetensors").is_file():
+        t0, c0 = time.time(), _child_cpu()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (out / "cost.json").write_text(json.dumps({"wall_min": round((time.time() - t0) / 60, 2),
+                                                    "cpu_min": round((_child_cpu() - c0) / 60, 2)}))
+    result = {"trial": name, "command": " ".join(["mro", *cmd[3:]]), **spec}
+    result.update(json.loads((out / "cost.json").read_text()) if (out / "cost.json").is_file() else {})
+    result["solved"] = evaluate(out, out / "eval")
+    done.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _child_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def evaluate(model: Path, out: Path) -> float:
+    """Solved % on the 1,000 test problems, greedy, one token per step."""
+    from mro.eval.harness import EvalConfig, run_eval
+
+    shutil.rmtree(out, ignore_errors=True)
+    s = run_eval(EvalConfig(model=str(model), steps=[20], seed=0, out=str(out), batch_size=250, progress=False,
+                            **TEST))
+    return round(100 * s["results"][0]["solved"], 2)
+
+
+def run_safely(name: str) -> dict | None:
+    try:
+        return train_and_eval(name)
+    except Exception as e:  # noqa: BLE001 - a benchmark job, reported and skipped
+        print(f"{name} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
+
+
+def log_rows(name: str) -> list[dict]:
+    path = run_dir(name) / "train_log.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+
+
+def report(results: list[dict]) -> None:
+    from mro.eval.records import hardware, now
+
+    lines = ["# The tiny Countdown model: layout and size search", "",
+             f"3-number Countdown (numbers 1-100, targets up to 100), trained from scratch by `mro train sft` on "
+             f"the generator's training split; solved % on 1,000 held-out test problems (generator seed 1234), "
+             f"greedy, one token per step (20 steps). One thread per trial. Made by "
+             f"`python benchmarks/train_countdown.py` ({now()}).", "",
+             "| trial | layout | size | steps | CPU-min | final loss | best val % (step) | test solved % |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        rows = log_rows(r["trial"])
+        losses = [x["loss"] for x in rows if "loss" in x]
+        vals = [(x["val"]["20"], x["step"]) for x in rows if "val" in x]
+        best = max(vals) if vals else (float("nan"), 0)
+        flags = dict(zip(r["flags"][::2], r["flags"][1::2]))
+        layout = flags.get("--task-options", "").rsplit("layout=", 1)[-1]
+        size = f"d={flags.get('--d-model', 128)}, {flags.get('--n-layers', 4)} layers"
+        lines.append(f"| {r['trial']} | {layout} | {size} | {r['steps']} | {r.get('cpu_min', '-')} | "
+                     f"{losses[-1] if losses else '-'} | {100 * best[0]:.1f} ({best[1]}) | {r['solved']:.1f} |")
+    lines += ["", "## Commands", ""] + [f"- `{r['trial']}`: `{r['command']}`" for r in results]
+    lines += ["", f"Hardware: {json.dumps(hardware())}"]
+    (ROOT / "results.md").write_text("\n".join(lines) + "\n")
+    (ROOT / "results.json").write_text(json.dumps({"results": results, "hardware": hardware()}, indent=2))
+    plot(results)
+
+
+def plot(results: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in results:
+        rows = log_rows(r["trial"])
+        axes[0].plot([x["step"] for x in rows if "loss" in x], [x["loss"] for x in rows if "loss" in x],
+                     label=r["trial"])
+        vals = [x for x in rows if "val" in x]
+        axes[1].plot([x["step"] for x in vals], [100 * x["val"]["20"] for x in vals], marker="o", label=r["trial"])
+    axes[0].set(xlabel="training step", ylabel="masked-diffusion loss (smoothed)", title="training loss")
+    axes[1].set(xlabel="training step", ylabel="validation solved % (1 token / step)",
+                title="256 held-out problems, greedy")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(ROOT / "curves.png", dpi=110)
+    plt.close(fig)
+
+
+def ship(results: list[dict]) -> dict:
+    """Copy the trial with the best validation score (never the test problems) to the package."""
+    def best_val(r):
+        return max((x["val"]["20"] for x in log_rows(r["trial"]) if "val" in x), default=0.0)
+
+    best = max(results, key=best_val)
+    src = run_dir(best["trial"])
+    shutil.rmtree(SHIP, ignore_errors=True)
+    SHIP.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "train_config.json"):
+        shutil.copy(src / name, SHIP / name)
+    shutil.copy(src / "train_log.jsonl", SHIP / "train_log.txt")
+    info = {"trial": best["trial"], "command": best["command"], "test_solved": best["solved"]}
+    (ROOT / "shipped.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=None, help="trials to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="trials side by side (one thread each)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the tables from finished trials")
+    parser.add_argument("--ship", action="store_true", help="copy the best finished trial into the package")
+    args = parser.parse_args()
+    RUNS.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(run_safely, args.only or list(TRIALS)))
+    results = [json.loads((run_dir(t) / "eval.json").read_text()) for t in TRIALS
+               if (run_dir(t) / "eval.json").is_file()]
+    report(results)
+    if args.ship:
+        print(json.dumps(ship(results), indent=2))
+    print((ROOT / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
