@@ -38,6 +38,7 @@ TRIALS = {
     # layout search at equal steps (d=128, 4 layers: sudoku-tiny's size)
     "expression-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=expression"]),
     "chain-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=chain"]),
+    "chain-padded-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=chain-padded"]),
     # the shipped candidate: the chain layout for as long as one thread allows in under an hour
     "chain-d128-long": dict(steps=4500, val_every=250, flags=["--task-options", PROBLEMS + ",layout=chain"]),
 }

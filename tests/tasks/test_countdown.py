@@ -307,13 +307,21 @@ def test_chain_layout_renders_and_scores_as_its_expression(task):
     assert task.score(ex, "44-15=29,79-29=51") == {"correct": 0.0}
     assert task.score(ex, "44-15=29,79-15=64") == {"correct": 0.0}  # 29 never used, 15 twice
     assert task.same_answer(task.extract("44-15=29,79-29=50"), "79-(44-15)")
+    # the padded layout: fixed-width numbers, the last step without its "=target"
+    assert render_chain(tree, padded=True) == "044-015=029,079-029"
+    assert chain_expression("044-015=029,079-029") == "79-(44-15)"
+    assert task.score(ex, "044-015=029,079-029") == {"correct": 1.0}
+    assert task.score(ex, "044-015=028,079-028") == {"correct": 0.0}
 
 
-def test_generator_chain_layout(task):
-    examples = task.generate(200, seed=2, split="train", n_numbers=3, max_number=100, layout="chain")
+@pytest.mark.parametrize("layout, equals", [("chain", 2), ("chain-padded", 1)])
+def test_generator_chain_layouts(task, layout, equals):
+    examples = task.generate(200, seed=2, split="train", n_numbers=3, max_number=100, layout=layout)
     for e in examples:
         solution = e.data["solution"]
-        assert solution.count("=") == 2 and len(solution) <= 20
+        assert solution.count("=") == equals and len(solution) <= 20
         assert task.score(e, solution) == {"correct": 1.0}
+        if layout == "chain-padded":
+            assert len(solution) == 19  # every number 3 digits: a fixed place for every character
     with pytest.raises(MroError, match="layout must be one of"):
         task.generate(2, seed=0, layout="tree")

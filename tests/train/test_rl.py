@@ -210,3 +210,9 @@ def test_baselines_and_scaled_advantages():
     scaled = advantages_of(returns, RLConfig(**{**QUICK, "baseline": "group", "scale_advantages": True}))
     per = scaled.view(2, 2, 2)
     assert torch.allclose(per.std(1), torch.ones(2, 2), atol=1e-3)  # unit spread within each problem
+
+
+def test_task_options_default_per_task():
+    assert RLConfig().task_options == "min_blanks=10,max_blanks=12"
+    assert RLConfig(task="countdown").task_options == ""
+    assert RLConfig(task="countdown", task_options="max_number=50").task_options == "max_number=50"

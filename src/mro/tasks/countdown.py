@@ -47,10 +47,15 @@ _MAX_FAILED_DRAWS = 100_000
 #: an expression tree: a number, or (operator, left, right).
 Node = Union[int, tuple]
 #: how a generated problem's recorded solution (what a tiny model trains on) is written
-LAYOUTS = ("expression", "chain")
-#: a worked chain, Dream's shape: two or more ``lhs=value`` steps separated by commas
-_CHAIN = re.compile(r"^\s*[\d\s+\-*/()]+=\s*\d+\s*(,\s*[\d\s+\-*/()]+=\s*\d+\s*)+$")
+LAYOUTS = ("expression", "chain", "chain-padded")
+#: a worked chain, Dream's shape: ``lhs=value`` steps separated by commas, the last step's
+#: ``=value`` optional (``044-015=029,079-029`` ends on the answer's expression)
+_CHAIN = re.compile(r"^\s*[\d\s+\-*/()]+=\s*\d+\s*(,\s*[\d\s+\-*/()]+=\s*\d+\s*)*"
+                    r",\s*[\d\s+\-*/()]+(=\s*\d+\s*)?$")
+#: digits of every number in the ``chain-padded`` layout
+PAD = 3
 _NUMBER = re.compile(r"\d+")
+_LEADING_ZEROS = re.compile(r"(?<!\d)0+(\d)")
 
 
 def render(node: Node) -> str:
@@ -67,10 +72,18 @@ def render(node: Node) -> str:
     return f"{left_s}{op}{right_s}"
 
 
-def render_chain(node: Node) -> str:
+def render_chain(node: Node, padded: bool = False) -> str:
     """The solution as a worked chain, one operation per step in the order it is computed
-    (Dream's shape): ``((44-15) ...`` -> ``44-15=29,79-29=50``."""
+    (Dream's shape): ``79-(44-15)`` -> ``44-15=29,79-29=50``.
+
+    ``padded``: every number zero-padded to :data:`PAD` digits, so each character has a fixed
+    place, and the last step without its ``=target`` (the target is in the prompt):
+    ``044-015=029,079-029``.
+    """
     steps: list[str] = []
+
+    def number(v: int) -> str:
+        return str(v).zfill(PAD) if padded else str(v)
 
     def walk(n: Node) -> int:
         if isinstance(n, int):
@@ -78,11 +91,15 @@ def render_chain(node: Node) -> str:
         op, left, right = n
         a, b = walk(left), walk(right)
         value = int(_BIN_OPS[_OP_NODES[op]](Fraction(a), Fraction(b)))
-        steps.append(f"{a}{op}{b}={value}")
+        steps.append(f"{number(a)}{op}{number(b)}={number(value)}")
         return value
 
     walk(node)
-    return ",".join(steps) if steps else str(node)
+    if not steps:
+        return number(node)
+    if padded:
+        steps[-1] = steps[-1].split("=")[0]
+    return ",".join(steps)
 
 
 def chain_expression(text: str) -> str | None:
@@ -91,19 +108,21 @@ def chain_expression(text: str) -> str | None:
     ``44-15=29,79-29=50`` -> ``79-(44-15)``: each step's value must be what its left side
     computes (a false step makes the chain an unparsable answer, returned as it is), and each
     later occurrence of an earlier step's value stands for that step (an intermediate is used
-    once; a number equal to no unused intermediate is a given number). The last step is the answer.
+    once; a number equal to no unused intermediate is a given number). The last step is the
+    answer; its ``=value`` may be left out. Zero-padded numbers (``044``) read as numbers.
     """
     if not _CHAIN.match(text):
         return None
+    text = _LEADING_ZEROS.sub(r"\1", text)
     pending: list[tuple[int, str]] = []  # (value, expression) of steps not used yet
     expression = ""
     for step in text.split(","):
-        lhs, rhs = (part.strip() for part in step.split("="))
+        lhs, _, rhs = (part.strip() for part in step.partition("="))
         try:
             value, _ = parse_expression(lhs)
         except MroError:
             return text
-        if value != int(rhs):
+        if rhs and value != int(rhs):
             return text
 
         def substitute(match: re.Match) -> str:
@@ -114,7 +133,7 @@ def chain_expression(text: str) -> str | None:
             return match.group()
 
         expression = _NUMBER.sub(substitute, lhs.replace(" ", ""))
-        pending.append((int(rhs), expression))
+        pending.append((int(value) if value.denominator == 1 else -1, expression))
     return expression
 
 
@@ -318,13 +337,15 @@ class CountdownTask(Task):
         layout: str = "expression",
     ) -> list[Example]:
         """``n`` distinct solvable problems of one split, each with a recorded solution written as
-        ``layout``: ``expression`` (``79-(44-15)``) or ``chain`` (``44-15=29,79-29=50``); a
-        problem whose solution is longer than the tiny model's response is drawn again."""
+        ``layout``: ``expression`` (``79-(44-15)``), ``chain`` (``44-15=29,79-29=50``) or
+        ``chain-padded`` (``044-015=029,079-029``); a problem whose solution is longer than the
+        tiny model's response is drawn again."""
         counts = _counts(n_numbers)
         _check_options(split, min_number, max_number, max_target)
         if layout not in LAYOUTS:
             raise MroError(f"countdown layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-        write = render_chain if layout == "chain" else render
+        write = {"expression": render, "chain": render_chain,
+                 "chain-padded": lambda tree: render_chain(tree, padded=True)}[layout]
         rng = random.Random(seed)
         seen: set[str] = set()
         examples: list[Example] = []

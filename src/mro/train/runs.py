@@ -35,6 +35,10 @@ from mro.train.setup import save_model
 RUN_ONLY = ("out", "resume", "updates", "max_minutes", "threads", "progress", "device")
 
 
+#: generator options of a trainer's problems when --task-options is not given
+DEFAULT_TASK_OPTIONS = {"sudoku": "min_blanks=10,max_blanks=12"}
+
+
 @dataclass
 class RunConfig:
     """Fields every MRO trainer shares: the model, the data, the run folder and its bookkeeping."""
@@ -42,8 +46,9 @@ class RunConfig:
     model: str = field(default="sudoku-tiny", metadata={
         "help": "model to train: built-in name, tiny-model folder, hub id or transformers folder"})
     task: str = field(default="sudoku", metadata={"help": "task whose training split gives the prompts"})
-    task_options: str = field(default="min_blanks=10,max_blanks=12", metadata={
-        "help": "generator options as k=v,k=v (sudoku: min_blanks, max_blanks)"})
+    task_options: str | None = field(default=None, metadata={
+        "help": "generator options as k=v,k=v (default: sudoku min_blanks=10,max_blanks=12, the README's "
+                "hard setting; other tasks their generator's defaults)"})
     data: str | None = field(default=None, metadata={
         "help": "training problems from a file instead of the generator (cycled in order)"})
     protocol: str = field(default="tiny", metadata={"help": "prompt layout: tiny (built-in) | d1 | mro"})
@@ -74,6 +79,8 @@ class RunConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
+        if self.task_options is None:
+            self.task_options = DEFAULT_TASK_OPTIONS.get(self.task, "")
         for name in ("val_every", "val_n"):
             if getattr(self, name) < 1:
                 raise MroError(f"{name} must be >= 1, got {getattr(self, name)}")
