@@ -216,3 +216,24 @@ def test_task_options_default_per_task():
     assert RLConfig().task_options == "min_blanks=10,max_blanks=12"
     assert RLConfig(task="countdown").task_options == ""
     assert RLConfig(task="countdown", task_options="max_number=50").task_options == "max_number=50"
+
+
+def test_cosine_schedule_decays_to_a_tenth_and_fixes_updates(tmp_path, model_dir):
+    from mro.models.load import load_model
+    from mro.train.setup import optimizer_for
+
+    cfg = RLConfig(model=str(model_dir), lr=1e-3, warmup=2, lr_schedule="cosine", updates=12)
+    opt, sched = optimizer_for(load_model(str(model_dir)), cfg, cfg.updates)
+    lrs = []
+    for _ in range(14):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[12] == pytest.approx(1e-4) == lrs[13]
+    with pytest.raises(MroError, match="lr_schedule must be constant or cosine"):
+        RLConfig(lr_schedule="linear")
+    out = tmp_path / "run"
+    train_rl(RLConfig(**QUICK, model=str(model_dir), updates=2, lr_schedule="cosine", out=str(out)))
+    with pytest.raises(MroError, match="updates"):  # the schedule depends on it: not a run-only setting here
+        train_rl(RLConfig(**QUICK, model=str(model_dir), updates=4, lr_schedule="cosine", out=str(out), resume=True))

@@ -136,3 +136,40 @@ def test_validation_lines_in_the_log(tmp_path):
     assert all(set(r["val"]) == {"2", "4"} and all(0 <= v <= 1 for v in r["val"].values()) for r in vals)
     with pytest.raises(MroError, match="val_steps must be integers >= 1"):
         SFTConfig(val_steps=[0])
+
+
+def test_ordered_masks_are_suffixes_of_the_response():
+    class Recorder:
+        mask_token_id = 1
+
+        def logits(self, x, attention_mask):
+            self.seen = x.clone()
+            return torch.zeros(*x.shape, 6, requires_grad=True)
+
+    tokens = torch.full((64, 12), 4)
+    maskable = torch.zeros(64, 12, dtype=torch.bool)
+    maskable[:, 3:] = True
+    model = Recorder()
+    masked_diffusion_loss(model, tokens, maskable, generator=torch.Generator().manual_seed(0), ordered_fraction=1.0)
+    masked = model.seen == 1
+    assert not masked[:, :3].any() and masked.any(1).all()
+    for row in masked[:, 3:].int().tolist():  # 0...0 1...1: a suffix
+        assert row == sorted(row)
+    masked_diffusion_loss(model, tokens, maskable, generator=torch.Generator().manual_seed(0))
+    assert any(r != sorted(r) for r in (model.seen[:, 3:] == 1).int().tolist())  # i.i.d. masks are not
+    with pytest.raises(MroError, match="ordered_masks must be in"):
+        SFTConfig(ordered_masks=1.5)
+
+
+def test_resume_a_checkpoint_from_before_a_field_existed(tmp_path):
+    out = tmp_path / "old"
+    train_sft(SFTConfig(out=str(out), steps=2, save_every=2, **SMALL))
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    for added in ("ordered_masks", "task_options", "val_every"):
+        state["config"].pop(added)
+    torch.save(state, out / "checkpoint.pt")
+    train_sft(SFTConfig(out=str(out), steps=3, resume=True, **SMALL))  # missing fields read as their defaults
+    state["config"]["lr"] = 0.5
+    torch.save(state, out / "checkpoint.pt")
+    with pytest.raises(MroError, match="another config"):
+        train_sft(SFTConfig(out=str(out), steps=4, resume=True, **SMALL))

@@ -134,7 +134,9 @@ def train(cfg: TrainConfig, model: TinyDLM, step_loss: Callable[[int], torch.Ten
             except Exception as e:  # truncated or foreign file
                 raise MroError(f"cannot resume from {ckpt_path}: damaged or not a checkpoint "
                                f"({type(e).__name__})") from None
-            same = {k: v for k, v in state["config"].items() if k not in _RUN_ONLY}
+            # a field added since the checkpoint was written counts as its default there
+            defaults = to_dict(type(cfg)(**{f: getattr(cfg, f) for f in ("task",)}))
+            same = {k: v for k, v in {**defaults, **state["config"]}.items() if k not in _RUN_ONLY}
             if same != {k: v for k, v in to_dict(cfg).items() if k not in _RUN_ONLY}:
                 raise MroError(f"{ckpt_path} was written with another config; use a new --out or delete it")
             model.module.load_state_dict(state["model"])

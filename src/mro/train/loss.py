@@ -16,7 +16,8 @@ from mro.models.base import DiffusionLM
 
 def masked_diffusion_loss(model: DiffusionLM, tokens: torch.Tensor, maskable: torch.Tensor,
                           attention_mask: torch.Tensor | None = None,
-                          generator: torch.Generator | None = None, eps: float = 1e-3) -> torch.Tensor:
+                          generator: torch.Generator | None = None, eps: float = 1e-3,
+                          ordered_fraction: float = 0.0) -> torch.Tensor:
     """The masked-diffusion ELBO loss of a batch.
 
     Args:
@@ -25,12 +26,21 @@ def masked_diffusion_loss(model: DiffusionLM, tokens: torch.Tensor, maskable: to
         attention_mask: ``[B, N]`` 1 for real tokens (left padding is 0).
         generator: RNG for ``t`` and the masking (makes a step reproducible).
         eps: lower bound of the mask ratio (LLaDA's ``p_mask = (1 - eps) t + eps``).
+        ordered_fraction: share of rows whose masks are the last ``ceil(p_mask * n)`` of their
+            ``n`` maskable positions (left to right, as a block-diffusion or autoregressive model
+            sees a response) instead of i.i.d. positions; 0 is LLaDA's loss.
     """
     b = tokens.shape[0]
     dev = tokens.device
     t = torch.rand(b, device=dev, generator=generator)
     p_mask = ((1 - eps) * t + eps)[:, None].expand_as(tokens)
     noise = (torch.rand(tokens.shape, device=dev, generator=generator) < p_mask) & maskable
+    if ordered_fraction > 0:
+        ordered = torch.rand(b, device=dev, generator=generator) < ordered_fraction
+        n = maskable.sum(-1, keepdim=True)
+        rank = maskable.long().cumsum(-1) - 1  # 0..n-1 over the maskable positions
+        suffix = maskable & (rank >= n - torch.ceil(p_mask[:, :1] * n))
+        noise = torch.where(ordered[:, None], suffix, noise)
     noisy = tokens.masked_fill(noise, model.mask_token_id)
     logits = model.logits(noisy, attention_mask)
     ce = F.cross_entropy(logits[noise].float(), tokens[noise], reduction="none")

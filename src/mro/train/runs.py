@@ -60,6 +60,8 @@ class RunConfig:
     lr: float = field(default=1e-4, metadata={"help": "learning rate (AdamW)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup: int = field(default=0, metadata={"help": "linear warm-up updates"})
+    lr_schedule: str = field(default="constant", metadata={
+        "help": "after warm-up: constant | cosine (down to lr/10 at --updates; --updates then changes results)"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
     val_every: int = field(default=25, metadata={"help": "updates between validations (and checkpoints)"})
     val_n: int = field(default=256, metadata={"help": "held-out validation problems"})
@@ -79,6 +81,8 @@ class RunConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise MroError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.task_options is None:
             self.task_options = DEFAULT_TASK_OPTIONS.get(self.task, "")
         for name in ("val_every", "val_n"):
@@ -135,7 +139,8 @@ def _open_run(cfg) -> Path:
         except (ValueError, UnicodeDecodeError):
             raise MroError(f"{saved} is not a readable run record; delete {out} to start over") from None
         new = to_dict(cfg)
-        diff = sorted(k for k in set(old) | set(new) if k not in RUN_ONLY and old.get(k) != new.get(k))
+        free = RUN_ONLY if new.get("lr_schedule") != "cosine" else tuple(k for k in RUN_ONLY if k != "updates")
+        diff = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
         if diff:
             k = diff[0]
             raise MroError(f"--resume: {out} was run with {k}={old.get(k)!r}, not {new.get(k)!r}; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from pathlib import Path
 
 import torch
@@ -69,8 +70,17 @@ def optimizer_for(model: DiffusionLM, cfg, total_updates: int | None):
         raise MroError(f"{cfg.model} has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
     warm = max(1, cfg.warmup)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
-    return opt, sched
+    cosine = getattr(cfg, "lr_schedule", "constant") == "cosine" and total_updates
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if not cosine:
+            return 1.0
+        progress = min(1.0, (step - warm) / max(1, total_updates - warm))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 @contextlib.contextmanager

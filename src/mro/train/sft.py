@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from mro.errors import MroError
 from mro.models.tiny import TinyDLM
 from mro.sampling.batch import layout
 from mro.tasks import get_task
@@ -24,6 +25,15 @@ from mro.train.loss import masked_diffusion_loss
 @dataclass
 class SFTConfig(TrainConfig):
     """Train a built-in tiny diffusion LM on a synthetic task from scratch (or resume)."""
+
+    ordered_masks: float = field(default=0.0, metadata={
+        "help": "share of training rows masked as a suffix of the response (left to right) instead of "
+                "at i.i.d. positions (docs/method.md section 9); 0 = LLaDA's loss"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.ordered_masks <= 1:
+            raise MroError(f"ordered_masks must be in [0, 1], got {self.ordered_masks}")
 
 
 def make_batch(task, tokenizer, cfg: TrainConfig, step: int):
@@ -49,7 +59,7 @@ def train_sft(cfg: SFTConfig) -> Path:
     def step_loss(step: int) -> torch.Tensor:
         tokens, maskable, attn = make_batch(task, model.tokenizer, cfg, step)
         gen = torch.Generator().manual_seed(cfg.seed * 7_919 + step)
-        return masked_diffusion_loss(model, tokens, maskable, attn, generator=gen)
+        return masked_diffusion_loss(model, tokens, maskable, attn, generator=gen, ordered_fraction=cfg.ordered_masks)
 
     return train(cfg, model, step_loss, desc=f"sft {cfg.task}", validate=validator(task, model, cfg))
 
