@@ -71,7 +71,7 @@ def main() -> dict:
     for r in s["results"]:
         mine = [x for x in rows if x["steps"] == r["steps"]]
         by = {g: [x["metrics"]["correct"] for x in mine if kinds[x["index"]] == g] for g in groups}
-        table[r["steps"]] = {"tokens_per_step": r["tokens_per_step"], "solved": 100 * r["solved"],
+        table[r["steps"]] = {"tokens_per_step": r["tokens_per_step"], "solved": 100 * r["correct"],
                              **{g: 100 * sum(v) / len(v) for g, v in by.items() if v}}
     counts = {g: kinds.count(g) for g in groups}
     lines = ["| tokens/step | steps | solved % | " + " | ".join(f"{g} ({counts[g]})" for g in groups) + " |",

@@ -90,7 +90,7 @@ def evaluate(model: Path, out: Path) -> float:
     shutil.rmtree(out, ignore_errors=True)
     s = run_eval(EvalConfig(model=str(model), steps=[20], seed=0, out=str(out), batch_size=250, progress=False,
                             **TEST))
-    return round(100 * s["results"][0]["solved"], 2)
+    return round(100 * s["results"][0]["correct"], 2)
 
 
 def probe(name: str) -> dict | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mro.eval.harness import EvalConfig, run_eval
 from mro.eval.records import hardware, now
+from mro.tasks import get_task
 
 RESULTS = Path(__file__).parent / "results"
 SEEDS, TEMP, K, W = (0, 1, 2), 0.5, 4, 1
@@ -75,11 +76,12 @@ def main(s: Setting) -> dict:
     # TTS-CBR: with w=1 every candidate of a segment shares one forward, so any k costs the same;
     # it gets 16 candidates (4x TTS-MRO's)
     add("TTS-CBR k=16 w=1", [evaluate(s, "tts-cbr", seed, TEMP, k=16, w=1) for seed in SEEDS])
+    metric = get_task(s.task).metrics[0]  # the solved rate: sudoku's "solved", countdown's "correct"
     table = {}
     for name, per_steps in methods.items():
         table[name] = {}
         for st, rows in per_steps.items():
-            solved = [100 * r["solved"] for r in rows]
+            solved = [100 * r[metric] for r in rows]
             table[name][st] = {"mean": statistics.mean(solved), "std": statistics.stdev(solved) if len(solved) > 1 else 0.0,
                                "nfe": rows[0]["nfe_per_example"], "scorer": rows[0]["scorer_calls_per_example"],
                                "seeds": len(rows)}

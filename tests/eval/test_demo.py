@@ -33,3 +33,21 @@ def test_demo_without_countdown(tmp_path):
     out = run_demo(DemoConfig(n=2, tokens_per_step=[6], tts=False, countdown=False, out=str(tmp_path)),
                    console=Console(record=True))
     assert list(out) == ["sudoku"] and list(out["sudoku"])[0] == "vanilla"
+
+
+def test_countdown_section_reads_the_countdown_metric(tmp_path):
+    from dataclasses import replace
+
+    from mro.eval.demo import run_section
+    from mro.models.tiny import TinyDLM
+
+    model = TinyDLM.create(d_model=32, n_layers=1, n_heads=2, d_ff=64)
+    model.task = "countdown"
+    model.save(tmp_path / "cd")
+    section = replace(COUNTDOWN, model=str(tmp_path / "cd"), trained=())
+    console = Console(record=True, width=160)
+    runs = run_section(section, DemoConfig(tts=False, out=str(tmp_path / "out")), 3, [4, 20], tmp_path / "out",
+                       console)
+    assert [r["steps"] for r in runs["vanilla"]["results"]] == [5, 1]
+    assert "countdown: solved % vs tokens per step" in console.export_text()
+    assert (tmp_path / "out" / "accuracy_vs_tokens_per_step.png").is_file()

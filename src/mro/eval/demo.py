@@ -19,6 +19,7 @@ from mro.config import check_fields
 from mro.errors import MroError
 from mro.eval.harness import EvalConfig, run_eval
 from mro.io import check_output_folder
+from mro.tasks import get_task
 
 
 @dataclass
@@ -104,26 +105,27 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
         if name in shipped:
             console.print(f"decoding greedily with {name} (the same model trained with MRO's {label}) ...")
             runs[label] = run_eval(EvalConfig(model=name, **common, out=str(folder / name)))
+    metric = get_task(section.task).metrics[0]  # the solved rate: sudoku's "solved", countdown's "correct"
     table = Table(title=f"{section.task}: solved % vs tokens per step ({n} held-out problems)")
     for col in ("tokens/step", "steps", *(NAMES[k] for k in runs), "DLM forwards/problem (vanilla | TTS-MRO)"):
         table.add_column(col, justify="right")
     for i, r in enumerate(runs["vanilla"]["results"]):
         row = [f"{r['tokens_per_step']:g}", str(r["steps"])]
-        row += [f"{100 * s['results'][i]['solved']:.1f}" for s in runs.values()]
+        row += [f"{100 * s['results'][i][metric]:.1f}" for s in runs.values()]
         nfe = f"{r['nfe_per_example']:.0f}"
         if "TTS-MRO" in runs:
             nfe += f" | {runs['TTS-MRO']['results'][i]['nfe_per_example']:.0f}"
         table.add_row(*row, nfe)
     console.print(table)
     plot = folder / "accuracy_vs_tokens_per_step.png"
-    plot_runs(runs, NAMES, plot, f"{section.model} on {n} held-out problems")
+    plot_runs(runs, NAMES, plot, f"{section.model} on {n} held-out problems", metric)
     console.print(f"plot (every decoding on one chart): {plot}")
     for name, s in runs.items():
         console.print(f"{name}: table {s['table']}")
     return runs
 
 
-def plot_runs(runs: dict, names: dict, path: Path, title: str) -> None:
+def plot_runs(runs: dict, names: dict, path: Path, title: str, metric: str = "solved") -> None:
     """Solved % against tokens per step, one curve per decoding / model."""
     import matplotlib
 
@@ -135,7 +137,7 @@ def plot_runs(runs: dict, names: dict, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for key, s in runs.items():
         xs = [r["tokens_per_step"] for r in s["results"]]
-        ax.plot(xs, [100 * r["solved"] for r in s["results"]], marker="o", label=names[key])
+        ax.plot(xs, [100 * r[metric] for r in s["results"]], marker="o", label=names[key])
     ax.set_xlabel("tokens committed per step")
     ax.set_ylabel("solved %")
     ax.set_title(title)
