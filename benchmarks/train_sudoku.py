@@ -13,7 +13,7 @@ Runs are independent jobs, two at a time (``--jobs``); a finished run (its ``eva
 skipped, an interrupted one resumes from its checkpoint, so rerunning the script finishes what is
 missing:
 
-    python benchmarks/train_sudoku.py                  # everything (about 1.5 hours on 2 idle cores)
+    python benchmarks/train_sudoku.py                  # everything (about 3 hours on 2 idle cores)
     python benchmarks/train_sudoku.py --only rl-mro    # one arm
     -> benchmarks/results/train_sudoku/{results.json,results.md,curves.png,runs/*}
 """
