@@ -298,22 +298,13 @@ def selection_score(model: Path) -> float:
     cache = model.parent / "selection.json"
     if cache.is_file():
         return json.loads(cache.read_text())["score"]
-    from dataclasses import dataclass, field
-
     from mro.models.load import load_model
     from mro.tasks import get_task
-    from mro.train.runs import validate
-
-    @dataclass
-    class Settings:
-        val_steps: list = field(default_factory=lambda: [2, 3, 4])
-        protocol: str = "tiny"
-        gen_length: int | None = None
-        block_length: int | None = None
+    from mro.train.runs import ValSettings, validate
 
     task = get_task("sudoku")
     examples = task.generate(SELECT["n"], seed=SELECT["seed"], split="test", min_blanks=10, max_blanks=12)
-    solved = validate(load_model(str(model)), task, examples, Settings())
+    solved = validate(load_model(str(model)), task, examples, ValSettings(val_steps=[2, 3, 4]))
     score = sum(solved.values()) / len(solved)
     cache.write_text(json.dumps({"score": score, "solved": {str(k): v for k, v in solved.items()}, **SELECT}))
     return score

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -135,7 +135,8 @@ def train(cfg: TrainConfig, model: TinyDLM, step_loss: Callable[[int], torch.Ten
                 raise MroError(f"cannot resume from {ckpt_path}: damaged or not a checkpoint "
                                f"({type(e).__name__})") from None
             # a field added since the checkpoint was written counts as its default there
-            defaults = to_dict(type(cfg)(**{f: getattr(cfg, f) for f in ("task",)}))
+            defaults = {f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+                        for f in fields(cfg)}
             same = {k: v for k, v in {**defaults, **state["config"]}.items() if k not in _RUN_ONLY}
             if same != {k: v for k, v in to_dict(cfg).items() if k not in _RUN_ONLY}:
                 raise MroError(f"{ckpt_path} was written with another config; use a new --out or delete it")

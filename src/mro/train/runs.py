@@ -339,6 +339,16 @@ def decode_settings(cfg, gen_length: int, steps: int, temperature: float) -> Dec
                         temperature=temperature)
 
 
+@dataclass
+class ValSettings:
+    """What :func:`validate` reads of a config, for callers without a RunConfig (the tiny layout)."""
+
+    val_steps: list[int] = field(default_factory=list)
+    protocol: str = "tiny"
+    gen_length: int | None = None
+    block_length: int | None = None
+
+
 @torch.no_grad()
 def validate(model: DiffusionLM, task: Task, examples: Sequence[Example], cfg, rank: int = 0, world: int = 1,
              batch_size: int = 256, reduce=None) -> dict[int, float]:

@@ -64,23 +64,13 @@ def train_sft(cfg: SFTConfig) -> Path:
     return train(cfg, model, step_loss, desc=f"sft {cfg.task}", validate=validator(task, model, cfg))
 
 
-@dataclass
-class _ValSettings:
-    """What :func:`mro.train.runs.validate` reads: the tiny layout, its full response length."""
-
-    val_steps: list[int] = field(default_factory=list)
-    protocol: str = "tiny"
-    gen_length: int | None = None
-    block_length: int | None = None
-
-
 def validator(task, model: TinyDLM, cfg: TrainConfig):
     """Greedy solved rate on ``val_n`` held-out problems of the test split (generator seed
     8191 + seed, as the RL and RS trainers validate), keyed by step count; None when off."""
     if not cfg.val_every:
         return None
-    from mro.train.runs import validate
+    from mro.train.runs import ValSettings, validate
 
     examples = task.generate(cfg.val_n, seed=8191 + cfg.seed, split="test", **cfg.generator_options())
-    settings = _ValSettings(val_steps=cfg.val_steps or [task.tiny_gen_length])
+    settings = ValSettings(val_steps=cfg.val_steps or [task.tiny_gen_length])
     return lambda: {str(k): round(v, 4) for k, v in validate(model, task, examples, settings).items()}
