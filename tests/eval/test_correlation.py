@@ -81,3 +81,10 @@ def test_bad_settings():
         CorrelationConfig(temperature=0)
     with pytest.raises(MroError, match="unknown reward"):
         CorrelationConfig(rewards="tv,bleu")
+
+
+def test_task_options_default_per_task():
+    # sudoku's analysis draws its hard puzzles; another task gets its generator's own defaults
+    assert CorrelationConfig().task_options == "min_blanks=10,max_blanks=12"
+    assert CorrelationConfig(task="countdown").task_options == ""
+    assert CorrelationConfig(task="countdown", task_options="max_number=50").task_options == "max_number=50"

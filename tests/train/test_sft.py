@@ -173,3 +173,24 @@ def test_resume_a_checkpoint_from_before_a_field_existed(tmp_path):
     torch.save(state, out / "checkpoint.pt")
     with pytest.raises(MroError, match="another config"):
         train_sft(SFTConfig(out=str(out), steps=4, resume=True, **SMALL))
+
+
+def test_bf16_runs_the_forward_under_autocast_and_still_learns(tmp_path, monkeypatch):
+    import mro.train.sft as sft
+
+    seen = []
+    real = sft.masked_diffusion_loss
+
+    def spy(model, *args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        logits = model.logits(args[0], args[2])
+        seen.append(logits.dtype)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(sft, "masked_diffusion_loss", spy)
+    out = train_sft(SFTConfig(out=str(tmp_path / "bf16"), steps=30, lr=3e-3, bf16=True, **SMALL))
+    assert seen[:2] == [True, torch.bfloat16]
+    losses = [json.loads(x)["loss"] for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert losses[-1] < losses[0]
+    # the saved weights stay fp32
+    assert all(p.dtype == torch.float32 for p in TinyDLM.load(str(out)).module.parameters())

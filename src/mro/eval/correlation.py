@@ -47,7 +47,8 @@ class CorrelationConfig(RewardConfig):
     task: str = field(default="sudoku", metadata={"help": "task name"})
     data: str | None = field(default=None, metadata={"help": "data file (default: the task's generator)"})
     n: int = field(default=500, metadata={"help": "problems", "min": 1, "max": 100_000})
-    task_options: str = field(default="min_blanks=10,max_blanks=12", metadata={"help": "generator options k=v,..."})
+    task_options: str | None = field(default=None, metadata={
+        "help": "generator options k=v,... (default: the task's, e.g. sudoku's min_blanks=10,max_blanks=12)"})
     data_seed: int = field(default=1234, metadata={"help": "seed of the generated problems"})
     protocol: str = field(default="tiny", metadata={"help": "prompt protocol"})
     seeds: int = field(default=5, metadata={"help": "decoding runs per problem (seeds 0..N-1)", "min": 2, "max": 1000})
@@ -66,6 +67,8 @@ class CorrelationConfig(RewardConfig):
         super().__post_init__()
         check_fields(self)
         check_output_folder(self.out)
+        if self.task_options is None:
+            self.task_options = get_task(self.task).default_options
         if self.seeds < 2:
             raise MroError(f"seeds must be >= 2 (the inter score votes across runs), got {self.seeds}")
         if self.temperature <= 0:

@@ -30,6 +30,8 @@ class Task(ABC):
     metrics: tuple[str, ...] = ()
     #: response length of the built-in tiny model's layout.
     tiny_gen_length: int = 0
+    #: generator options (``k=v,...``) of the problems trainers and analyses draw when none are given
+    default_options: str = ""
 
     @abstractmethod
     def generate(self, n: int, seed: int, split: str = "test", **options) -> list[Example]:

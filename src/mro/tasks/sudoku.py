@@ -202,6 +202,7 @@ class SudokuTask(Task):
     name = "sudoku"
     metrics = ("solved", "cell_accuracy")
     tiny_gen_length = CELLS
+    default_options = "min_blanks=10,max_blanks=12"
 
     def generate(
         self,

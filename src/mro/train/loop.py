@@ -49,6 +49,9 @@ class TrainConfig:
     task_options: str = field(default="", metadata={
         "help": "more options of the task's generator, e.g. countdown's n_numbers=3,max_number=100,layout=chain"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
+    bf16: bool = field(default=False, metadata={
+        "help": "run each training forward under bfloat16 autocast (weights and optimizer stay fp32); "
+                "about 1.5x faster on a CPU with AVX512-BF16"})
     resume: bool = field(default=False, metadata={
         "help": "continue the run in --out from its checkpoint (without it an existing run is refused)"})
 
@@ -152,7 +155,8 @@ def train(cfg: TrainConfig, model: TinyDLM, step_loss: Callable[[int], torch.Ten
         t0 = time.time()
         bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=desc, unit="step")
         for step in bar:
-            loss = step_loss(step)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = step_loss(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)

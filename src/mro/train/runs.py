@@ -28,15 +28,12 @@ from mro.errors import MroError
 from mro.io import atomic_write_json, atomic_write_text, read_jsonl
 from mro.models.base import DiffusionLM
 from mro.sampling import DecodeConfig, generate
+from mro.tasks import get_task
 from mro.tasks.base import Example, Task, tiny_batch
 from mro.train.setup import save_model
 
 #: fields that may differ between a run and its resumption (they do not change what is computed)
 RUN_ONLY = ("out", "resume", "updates", "max_minutes", "threads", "progress", "device")
-
-
-#: generator options of a trainer's problems when --task-options is not given
-DEFAULT_TASK_OPTIONS = {"sudoku": "min_blanks=10,max_blanks=12"}
 
 
 @dataclass
@@ -84,7 +81,7 @@ class RunConfig:
         if self.lr_schedule not in ("constant", "cosine"):
             raise MroError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.task_options is None:
-            self.task_options = DEFAULT_TASK_OPTIONS.get(self.task, "")
+            self.task_options = get_task(self.task).default_options
         for name in ("val_every", "val_n"):
             if getattr(self, name) < 1:
                 raise MroError(f"{name} must be >= 1, got {getattr(self, name)}")

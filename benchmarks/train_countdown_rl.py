@@ -1,0 +1,175 @@
+"""RL with MRO's rewards on the shipped tiny Countdown model, against the correctness-only
+baseline (docs/method.md section 7), under the Sudoku benchmark's budget rules.
+
+Each run starts from the shipped ``countdown-tiny`` and trains with one thread for at most
+:data:`MINUTES` CPU-minutes (CPU time of the training process); the model kept is the one with
+the best validation score (greedy solved % at the :data:`VAL_STEPS` step counts on 256 held-out
+generator problems, never the test problems). Each kept model is then decoded greedily on the
+README's test set (1,000 held-out 3-number problems, numbers 1-100, targets up to 100, generator
+seed 1234) at :data:`EVAL_STEPS` steps. Training seeds 0, 1, 2 (mean +- std). The RL settings
+are the Sudoku benchmark's (16 problems x 8 rollouts per update, Adam 1e-4, group-mean
+baseline), with rollouts at the step count where vanilla decoding loses most
+(``countdown_tokens_per_step.py``) and at T = 1.
+
+Runs are independent jobs, two at a time; a finished run (its ``eval.json``) is skipped and an
+interrupted one resumes from its checkpoint:
+
+    python benchmarks/train_countdown_rl.py                  # about 25 minutes on 2 idle cores
+    python benchmarks/train_countdown_rl.py --report-only
+    -> benchmarks/results/train_countdown_rl/{results.json,results.md,curves.png,runs/*}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from train_sudoku import mean_std, train_stats
+
+ROOT = Path(__file__).resolve().parent / "results" / "train_countdown_rl"
+RUNS = ROOT / "runs"
+PROBLEMS = "n_numbers=3,max_number=100,max_target=100"
+EVAL_STEPS = (20, 10, 5)  # 1, 2 and 4 tokens per step
+VAL_STEPS = "5,10"
+ROLLOUT_STEPS = "5"
+MINUTES = 6
+SEEDS = (0, 1, 2)
+TEST = dict(task="countdown", n=1000, task_options=PROBLEMS, data_seed=1234)
+COMMON = ["--task", "countdown", "--model", "countdown-tiny", "--threads", "1", "--progress", "false",
+          "--task-options", PROBLEMS, "--val-n", "256", "--val-steps", VAL_STEPS, "--updates", "100000",
+          "--prompts", "16", "--rollouts", "8", "--steps", ROLLOUT_STEPS, "--temperature", "1", "--lr", "1e-4",
+          "--val-every", "20", "--max-minutes", str(MINUTES)]
+ARMS = {
+    "rl-correctness": ["--rewards", "q", "--format-weight", "0", "--shaping", "false", "--credit", "to-go"],
+    "rl-mro": ["--rewards", "tv=0.1,ppl=0.1,q", "--format-weight", "0", "--shaping", "true", "--credit", "group",
+               "--w", "1", "--groups", "2", "--proposal", "uniform"],
+}
+NAMES = {"rl-correctness": "RL, correctness only", "rl-mro": "RL, MRO rewards (R_tv + R_ppl + R_q) + SGRO"}
+
+
+def run_dir(arm: str, seed: int) -> Path:
+    return RUNS / f"{arm}-s{seed}"
+
+
+def evaluate(model: str, out: Path) -> dict:
+    """Solved % at each of EVAL_STEPS on the 1,000 test problems (greedy)."""
+    from mro.eval.harness import EvalConfig, run_eval
+
+    shutil.rmtree(out, ignore_errors=True)
+    s = run_eval(EvalConfig(model=model, steps=list(EVAL_STEPS), seed=0, out=str(out), batch_size=250,
+                            progress=False, **TEST))
+    return {str(r["steps"]): round(100 * r["correct"], 2) for r in s["results"]}
+
+
+def train_and_eval(arm: str, seed: int) -> dict:
+    out = run_dir(arm, seed)
+    done = out / "eval.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cmd = [sys.executable, "-m", "mro", "train", "rl", *COMMON, *ARMS[arm], "--seed", str(seed), "--out", str(out)]
+    if (out / "run.json").is_file():
+        cmd.append("--resume")
+    t0 = time.time()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    result = {"arm": arm, "seed": seed, "command": " ".join(["mro", *cmd[3:]]), "wall_s": round(time.time() - t0, 1)}
+    result["solved"] = evaluate(str(out / "best"), out / "eval")
+    result.update(train_stats(out))
+    done.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def run_safely(job: tuple[str, int]) -> dict | None:
+    try:
+        return train_and_eval(*job)
+    except Exception as e:  # noqa: BLE001 - a benchmark job, reported and skipped
+        print(f"{job[0]} seed {job[1]} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
+
+
+def vanilla() -> dict:
+    path = ROOT / "vanilla.json"
+    if not path.is_file():
+        path.write_text(json.dumps(evaluate("countdown-tiny", RUNS / "vanilla-eval"), indent=2))
+    return json.loads(path.read_text())
+
+
+def report(results: list[dict]) -> None:
+    from mro.eval.records import hardware, now
+
+    base = vanilla()
+    lines = ["# RL with MRO on countdown-tiny", "",
+             f"Solved % on 1,000 held-out 3-number test problems (numbers 1-100, targets up to 100, generator seed "
+             f"1234), greedy; training seeds {list(SEEDS)} (mean ± std). Each run: one thread, at most {MINUTES} "
+             f"CPU-minutes, rollouts at {ROLLOUT_STEPS} steps and T = 1, best checkpoint by validation (greedy at "
+             f"{VAL_STEPS} steps, 256 held-out generator problems). Made by "
+             f"`python benchmarks/train_countdown_rl.py` ({now()}).", "",
+             "| method | " + " | ".join(f"{s} steps" for s in EVAL_STEPS) + " | CPU-min | updates | best update |",
+             "|---|" + "---|" * (len(EVAL_STEPS) + 3),
+             "| vanilla (countdown-tiny) | " + " | ".join(f"{base[str(s)]:.1f}" for s in EVAL_STEPS) + " | - | - | - |"]
+    for arm, name in NAMES.items():
+        rows = [r for r in results if r["arm"] == arm]
+        if rows:
+            lines.append(f"| {name} ({len(rows)} seeds) | " + " | ".join(
+                mean_std([r["solved"][str(s)] for r in rows]) for s in EVAL_STEPS) +
+                f" | {mean_std([r['cpu_min'] for r in rows])} | {mean_std([r['updates'] for r in rows])} | "
+                f"{', '.join(str(r['best_update']) for r in rows)} |")
+    repo = str(Path(__file__).resolve().parents[1]) + "/"
+    lines += ["", "Best update 0 = no validation beat the starting model, so the run kept it.", "", "## Commands", ""]
+    lines += [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(repo, '')}`" for r in results]
+    lines += ["", f"Hardware: {json.dumps(hardware())}"]
+    (ROOT / "results.md").write_text("\n".join(lines) + "\n")
+    (ROOT / "results.json").write_text(json.dumps({"vanilla": base, "runs": results, "hardware": hardware(),
+                                                   "date": now()}, indent=2))
+    plot(results)
+
+
+def plot(results: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = VAL_STEPS.split(",")
+    fig, axes = plt.subplots(1, len(steps), figsize=(6 * len(steps), 4.5), sharey=True)
+    colors = {"rl-correctness": "tab:blue", "rl-mro": "tab:orange"}
+    for ax, st in zip(axes, steps):
+        for r in results:
+            log = [json.loads(x) for x in (run_dir(r["arm"], r["seed"]) / "log.jsonl").read_text().splitlines()]
+            vals = [x for x in log if x["kind"] == "val"]
+            ax.plot([x["cpu_min"] for x in vals], [100 * x["solved"][st] for x in vals], color=colors[r["arm"]],
+                    alpha=0.85, lw=1.2, label=r["arm"] if r["seed"] == 0 else None)
+        ax.set_title(f"validation solved % at {st} steps (greedy)")
+        ax.set_xlabel("CPU-minutes of training")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("solved %")
+    axes[-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(ROOT / "curves.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the table from finished runs")
+    args = parser.parse_args()
+    RUNS.mkdir(parents=True, exist_ok=True)
+    jobs = [(arm, seed) for seed in SEEDS for arm in ARMS]
+    if not args.report_only:
+        vanilla()
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(run_safely, jobs))
+    results = [json.loads((run_dir(a, s) / "eval.json").read_text()) for a, s in jobs
+               if (run_dir(a, s) / "eval.json").is_file()]
+    report(results)
+    print((ROOT / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
