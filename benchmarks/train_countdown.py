@@ -5,8 +5,8 @@ Each trial trains a tiny diffusion LM from scratch with ``mro train sft`` on 3-n
 (numbers 1-100, targets up to 100, the shape of d1's ``cd3`` files) from the generator's training
 split, validating every few hundred steps on 256 held-out generator problems (greedy, one token
 per step). The finished model is then decoded greedily, one token per step, on 1,000 held-out
-test problems (generator seed 1234, test split). Trials are independent jobs, one thread each,
-two side by side; a finished trial (its ``eval.json``) is skipped and an interrupted one resumes
+test problems (generator seed 1234, test split). Trials are independent jobs, one thread each
+unless the trial says otherwise, two side by side; a finished trial (its ``eval.json``) is skipped and an interrupted one resumes
 from its checkpoint:
 
     python benchmarks/train_countdown.py                 # every trial
@@ -56,8 +56,8 @@ TRIALS = {
     "chain-d128-bf16": dict(steps=7000, val_every=500, flags=["--task-options", PROBLEMS + ",layout=chain",
                                                               "--bf16"]),
     # more, smaller updates and 10x the weight decay (both shorten the plateau before arithmetic
-    # is learned in small transformers); stopped at step 5,000 (20 minutes): at equal problems seen
-    # (step 2,500 of chain-d128-bf16) it validated lower (2.3% vs 4.3%)
+    # is learned in small transformers); stopped at step 6,140 (24 minutes): at equal problems
+    # seen (its step 5,000, chain-d128-bf16's 2,500) it validated lower (2.3% vs 4.3%)
     "chain-d128-b128-wd": dict(steps=13000, val_every=1000, flags=[
         "--task-options", PROBLEMS + ",layout=chain", "--bf16", "--batch-size", "128", "--weight-decay", "0.1"]),
     # twice the learning rate and 10x the weight decay at chain-d128-bf16's batch and steps; stopped
@@ -192,7 +192,8 @@ def report(results: list[dict]) -> None:
     lines = ["# The tiny Countdown model: layout and size search", "",
              f"3-number Countdown (numbers 1-100, targets up to 100), trained from scratch by `mro train sft` on "
              f"the generator's training split; solved % on 1,000 held-out test problems (generator seed 1234), "
-             f"greedy, one token per step (20 steps). One thread per trial. Made by "
+             f"greedy, one token per step (20 steps). One thread per trial unless its command says `--threads 2`. "
+             f"Made by "
              f"`python benchmarks/train_countdown.py` ({now()}).", "",
              "| trial | layout | masks | steps run / planned | final loss | best val % (step) | arithmetic % | "
              "operands % | test solved % |", "|---|---|---|---|---|---|---|---|---|"]
