@@ -11,7 +11,6 @@ problem.
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +38,7 @@ class Setting:
 def evaluate(s: Setting, decode: str, seed: int, temperature: float, only: int | None = None, **search) -> dict:
     tag = "_".join([decode, f"t{temperature}", f"s{seed}"] + [f"{k}{v}" for k, v in search.items()]
                    + ([f"steps{only}"] if only else []))
-    out = Path("runs") / f"bench_{s.stem}" / tag
-    shutil.rmtree(out, ignore_errors=True)
+    out = Path("runs") / f"bench_{s.stem}" / tag  # mro eval resumes a run there, skipping rows already written
     summary = run_eval(EvalConfig(model=s.model, task=s.task, n=s.n, task_options=s.task_options,
                                   steps=[only] if only else list(s.steps), decode=decode, temperature=temperature,
                                   seed=seed, out=str(out), batch_size=250, progress=False, **search))

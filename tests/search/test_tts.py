@@ -84,6 +84,23 @@ def test_cbr_and_best_of_n(tiny_model, sudoku_batch, scorer):
     assert bon.nfe[0] == 5 * 4 - 4 and len(bon.details[0]["search"]) == 1
 
 
+def test_cbr_leaves_the_greedy_candidate_out_by_default(tiny_model, sudoku_batch):
+    """With one-step segments the greedy candidate's commits are the most confident, so a CBR search
+    that includes it is greedy decoding; by default it samples all k candidates and so differs."""
+    task, prompts, responses = sudoku_batch
+    greedy = generate(tiny_model, prompts, DecodeConfig(gen_length=16, steps=4), responses=responses)
+    hot = DecodeConfig(gen_length=16, steps=4, temperature=2.0)
+
+    def cbr(**kw):
+        return get_decoder("tts-cbr")(tiny_model, prompts, responses, hot, search=SearchConfig(k=4, w=1, **kw),
+                                      generator=torch.Generator().manual_seed(0)).trajectory.tokens
+
+    assert torch.equal(cbr(greedy_candidate=True), greedy.tokens)
+    assert not torch.equal(cbr(), greedy.tokens)
+    assert SearchConfig().greedy_for("tts-cbr") is False and SearchConfig().greedy_for("tts-mro") is True
+    assert SearchConfig(greedy_candidate=True).greedy_for("tts-cbr") is True
+
+
 def test_best_of_n_by_reward_keeps_the_best_by_a_hand_computed_reward(tiny_model, sudoku_batch, scorer):
     """Each candidate's score is w_ppl * R_ppl + w_q * R_q (R_q against the majority answer of the
     prompt's candidates), recomputed here by hand, and the kept response is the best one."""

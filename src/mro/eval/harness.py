@@ -99,6 +99,7 @@ class EvalConfig(SearchConfig):
             raise MroError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.steps and self.tokens_per_step:
             raise MroError("give steps or tokens_per_step, not both")
+        self.greedy_candidate = self.greedy_for(self.decode)  # recorded as the run used it
         if self.decode != "vanilla" and self.temperature == 0 and self.k > 1:
             raise MroError(f"--decode {self.decode} with k={self.k} needs a temperature > 0 (at 0 the candidates "
                            "are identical); leave --temperature unset for the search default, or use --k 1")

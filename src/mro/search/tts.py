@@ -39,9 +39,11 @@ class SearchConfig(RewardConfig):
     k: int = field(default=4, metadata={"help": "candidates per segment (tts-*) or responses (best-of-n)"})
     w: int = field(default=1, metadata={"help": "steps per segment (the paper: 32 of 256)"})
     select: str = field(default="vote", metadata={"help": "best-of-n choice: vote (majority) | reward"})
-    greedy_candidate: bool = field(default=True, metadata={
+    greedy_candidate: bool | None = field(default=None, metadata={
         "help": "one of the k candidates (the first) continues greedily (temperature 0), so the search "
-                "can always keep the greedy path (docs/method.md section 5)"})
+                "can always keep the greedy path (default: on for tts-mro and best-of-n; off for tts-cbr, "
+                "whose confidence score ranks the greedy candidate first at every w = 1 segment, which "
+                "would make the search greedy decoding: docs/method.md section 5)"})
 
     def __post_init__(self):
         super().__post_init__()
@@ -51,6 +53,10 @@ class SearchConfig(RewardConfig):
             raise MroError(f"w must be >= 1, got {self.w}")
         if self.select not in SELECT:
             raise MroError(f"select must be one of {', '.join(SELECT)}, got {self.select!r}")
+
+    def greedy_for(self, decode: str) -> bool:
+        """``greedy_candidate``, or when unset the default of the search ``decode``."""
+        return self.greedy_candidate if self.greedy_candidate is not None else decode != "tts-cbr"
 
 
 SegmentScore = Callable[[Trajectory, tuple[int, int], bool], torch.Tensor]
@@ -120,7 +126,7 @@ def tts_mro(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator
         return group_returns(intra, None, q, w_q=reward.weights.w_q if final else 0.0)[:, 0]
 
     traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator,
-                                    search.greedy_candidate)
+                                    search.greedy_for("tts-mro"))
     return _result(traj, cfg, search.k, search.w, history, (reward.dlm_forwards - f0), (reward.scorer_texts - s0))
 
 
@@ -136,7 +142,7 @@ def tts_cbr(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator
         return conf.sum(-1) / inside.sum(-1).clamp_min(1)
 
     traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator,
-                                    search.greedy_candidate)
+                                    search.greedy_for("tts-cbr"))
     return _result(traj, cfg, search.k, search.w, history, 0, 0)
 
 
@@ -165,7 +171,7 @@ def best_of_n(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generat
         return group_returns(intra, None, q, w_q=reward.weights.w_q)[:, 0]
 
     traj, history = segment_search(model, prompts, responses, cfg, k, cfg.steps, score, generator,
-                                    search.greedy_candidate)
+                                    search.greedy_for("best-of-n"))
     extra_f = (reward.dlm_forwards - f0) if search.select == "reward" else 0
     extra_s = (reward.scorer_texts - s0) if search.select == "reward" else 0
     return _result(traj, cfg, k, cfg.steps, history, extra_f, extra_s)

@@ -67,6 +67,7 @@ class RSConfig(RunConfig, SearchConfig):
                 raise MroError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.collect not in COLLECTORS:
             raise MroError(f"collect must be one of {', '.join(COLLECTORS)}, got {self.collect!r}")
+        self.greedy_candidate = self.greedy_for(self.collect)  # recorded as the collection used it
         if not (math.isfinite(self.collect_temperature) and self.collect_temperature > 0):
             raise MroError(f"collect_temperature must be a finite number > 0 (a search needs diverse candidates), "
                            f"got {self.collect_temperature}")
