@@ -42,7 +42,7 @@ def run(d: int, layers: int, bf16: bool, batches: list) -> tuple[float, float]:
         opt.step()
         if WARMUP <= step < WARMUP + TIMED:
             times.append(time.perf_counter() - t0)
-    return sum(times) / len(times), float(loss)
+    return sum(times) / len(times), float(loss.detach())
 
 
 def main() -> None:

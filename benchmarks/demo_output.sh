@@ -16,7 +16,7 @@ cp runs/demo_bench/n500-seed0/tts-mro/table.md "$out/tts-mro.md"
 cp runs/demo_bench/n500-seed0/sudoku-tiny-rs/table.md "$out/rs.md"
 cp runs/demo_bench/n500-seed0/sudoku-tiny-rl/table.md "$out/rl.md"
 cp runs/demo_bench/n500-seed0/accuracy_vs_tokens_per_step.png "$out/accuracy_vs_tokens_per_step.png"
-cd=runs/demo_bench/n500-seed0/countdown
+cd=runs/demo_bench/n500-seed0/countdown-n200
 mkdir -p "$out/countdown"
 for run in "$cd"/*/; do  # vanilla, tts-mro and each shipped trained Countdown model
   cp "$run/table.md" "$out/countdown/$(basename "$run").md"

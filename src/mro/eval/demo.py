@@ -29,7 +29,10 @@ class DemoConfig:
     n: int = field(default=500, metadata={"help": "held-out puzzles", "min": 1, "max": 100_000})
     tokens_per_step: list[float] = field(default_factory=lambda: [1, 2, 3, 4, 6],
                                          metadata={"help": "tokens committed per step", "gt": 0})
-    tts: bool = field(default=True, metadata={"help": "also decode with TTS-MRO (k=4, w=1, temperature 0.5)"})
+    tts: bool = field(default=True, metadata={
+        "help": "also decode with TTS-MRO (k=4, w=1, temperature 0.5) wherever a step commits more than one "
+                "token (the case MRO is for; at one token per step the search costs the most and has no "
+                "tokens committed together to choose between)"})
     out: str = field(default="runs/demo", metadata={
         "help": "output folder; each puzzle count and seed gets its own subfolder n<N>-seed<S>"})
     seed: int = field(default=0, metadata={"help": "decoding seed"})
@@ -83,7 +86,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict:
     out = {"sudoku": run_section(SUDOKU, cfg, cfg.n, cfg.tokens_per_step, cfg.folder(), console)}
     if cfg.countdown and COUNTDOWN.model in builtin_models():
         out["countdown"] = run_section(COUNTDOWN, cfg, cfg.countdown_n, cfg.countdown_tokens_per_step,
-                                       cfg.folder() / "countdown", console)
+                                       cfg.folder() / f"countdown-n{cfg.countdown_n}", console)
     return out
 
 
@@ -96,10 +99,12 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
     common = dict(task=section.task, n=n, task_options=section.task_options, tokens_per_step=tokens_per_step,
                   seed=cfg.seed, batch_size=250)
     runs = {"vanilla": run_eval(EvalConfig(model=section.model, **common, out=str(folder / "vanilla")))}
-    if cfg.tts:
+    several = [t for t in tokens_per_step if t > 1]
+    if cfg.tts and several:
         console.print("decoding again with TTS-MRO (k=4 candidates per step, R_tv + R_ppl + R_q) ...")
-        runs["TTS-MRO"] = run_eval(EvalConfig(model=section.model, **common, out=str(folder / "tts-mro"),
-                                              decode="tts-mro", temperature=0.5, k=4, w=1))
+        runs["TTS-MRO"] = run_eval(EvalConfig(model=section.model, **{**common, "tokens_per_step": several},
+                                              out=str(folder / "tts-mro"), decode="tts-mro", temperature=0.5,
+                                              k=4, w=1))
     shipped = builtin_models()
     for label, name in section.trained:
         if name in shipped:
@@ -109,12 +114,13 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
     table = Table(title=f"{section.task}: solved % vs tokens per step ({n} held-out problems)")
     for col in ("tokens/step", "steps", *(NAMES[k] for k in runs), "DLM forwards/problem (vanilla | TTS-MRO)"):
         table.add_column(col, justify="right")
-    for i, r in enumerate(runs["vanilla"]["results"]):
+    for r in runs["vanilla"]["results"]:
+        same = {name: next((x for x in s["results"] if x["steps"] == r["steps"]), None) for name, s in runs.items()}
         row = [f"{r['tokens_per_step']:g}", str(r["steps"])]
-        row += [f"{100 * s['results'][i][metric]:.1f}" for s in runs.values()]
+        row += [f"{100 * x[metric]:.1f}" if x else "-" for x in same.values()]
         nfe = f"{r['nfe_per_example']:.0f}"
         if "TTS-MRO" in runs:
-            nfe += f" | {runs['TTS-MRO']['results'][i]['nfe_per_example']:.0f}"
+            nfe += f" | {same['TTS-MRO']['nfe_per_example']:.0f}" if same["TTS-MRO"] else " | -"
         table.add_row(*row, nfe)
     console.print(table)
     plot = folder / "accuracy_vs_tokens_per_step.png"

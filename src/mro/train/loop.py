@@ -51,7 +51,7 @@ class TrainConfig:
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
     bf16: bool = field(default=False, metadata={
         "help": "run each training forward under bfloat16 autocast (weights and optimizer stay fp32); "
-                "about 1.5x faster on a CPU with AVX512-BF16"})
+                "1.4-2x the steps per second on a CPU with bfloat16 support"})
     resume: bool = field(default=False, metadata={
         "help": "continue the run in --out from its checkpoint (without it an existing run is refused)"})
 
