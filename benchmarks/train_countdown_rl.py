@@ -17,6 +17,7 @@ interrupted one resumes from its checkpoint:
 
     python benchmarks/train_countdown_rl.py                  # about 25 minutes on 2 idle cores
     python benchmarks/train_countdown_rl.py --report-only
+    python benchmarks/train_countdown_rl.py --report-only --ship    # -> src/mro/checkpoints/countdown-tiny-rs
     -> benchmarks/results/train_countdown_rl/{results.json,results.md,curves.png,runs/*}
 """
 
@@ -31,7 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from train_sudoku import mean_std, train_stats
+from train_sudoku import REPO, SELECT, install, mean_std, selection_score, train_stats
 
 ROOT = Path(__file__).resolve().parent / "results" / "train_countdown_rl"
 RUNS = ROOT / "runs"
@@ -131,9 +132,8 @@ def report(results: list[dict]) -> None:
                 mean_std([r["solved"][str(s)] for r in rows]) for s in EVAL_STEPS) +
                 f" | {mean_std([r['cpu_min'] for r in rows])} | {mean_std([r['updates'] for r in rows])} | "
                 f"{', '.join(str(r['best_update']) for r in rows)} |")
-    repo = str(Path(__file__).resolve().parents[1]) + "/"
     lines += ["", "Best update 0 = no validation beat the starting model, so the run kept it.", "", "## Commands", ""]
-    lines += [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(repo, '')}`" for r in results]
+    lines += [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(REPO, '')}`" for r in results]
     lines += ["", f"Hardware: {json.dumps(hardware())}"]
     (ROOT / "results.md").write_text("\n".join(lines) + "\n")
     (ROOT / "results.json").write_text(json.dumps({"vanilla": base, "runs": results, "hardware": hardware(),
@@ -166,10 +166,32 @@ def plot(results: list[dict]) -> None:
     plt.close(fig)
 
 
+def ship(results: list[dict]) -> dict:
+    """Copy the RS arm's best seed into the package as ``countdown-tiny-rs``: every seed's kept model
+    is scored on one common validation set (SELECT: 1,024 held-out generator problems, greedy at 5
+    and 10 steps; never the test problems), as the Sudoku benchmark chooses its shipped models."""
+    rows = [r for r in results if r["arm"] == "rs-20" and r["best_update"] > 0]
+    if not rows:
+        return {}
+    for r in rows:
+        r["selection"] = selection_score(run_dir(r["arm"], r["seed"]) / "best", "countdown", (5, 10),
+                                         n_numbers=3, max_number=100, max_target=100)
+    best = max(rows, key=lambda r: r["selection"])
+    install(run_dir(best["arm"], best["seed"]), "countdown-tiny-rs")
+    chosen = {"countdown-tiny-rs": {
+        "arm": best["arm"], "seed": best["seed"], "command": best["command"].replace(REPO, ""),
+        "validation": best["best_val"], "selection": round(100 * best["selection"], 2), "selection_set": SELECT,
+        "test": best["solved"], "candidates": {f"{r['arm']}-s{r['seed']}": round(100 * r["selection"], 2) for r in rows}}}
+    (ROOT / "shipped.json").write_text(json.dumps(chosen, indent=2))
+    return chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the table from finished runs")
+    parser.add_argument("--ship", action="store_true",
+                        help="copy the best RS model (by a common validation set) into the package")
     args = parser.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
     jobs = [(arm, seed) for seed in SEEDS for arm in ARMS]
@@ -181,6 +203,8 @@ def main() -> None:
                if (run_dir(a, s) / "eval.json").is_file()]
     report(results)
     print((ROOT / "results.md").read_text())
+    if args.ship:
+        print(json.dumps(ship(results), indent=2))
 
 
 if __name__ == "__main__":

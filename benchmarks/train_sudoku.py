@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent / "results" / "train_sudoku"
+REPO = str(Path(__file__).resolve().parents[1]) + "/"  # stripped from the commands the reports print
 RUNS = ROOT / "runs"
 EVAL_STEPS = (12, 4, 3, 2)
 TEST = dict(task="sudoku", n=500, task_options="min_blanks=10,max_blanks=12", data_seed=1234)
@@ -228,8 +229,7 @@ def report(results: list[dict], tts: dict) -> None:
             r = rows[0]
             lines.append(f"| {arm} | " + " | ".join(f"{r['solved'][str(s)]:.1f}" for s in EVAL_STEPS) +
                          f" | {r['updates']} | {r.get('rollouts_per_s', '-')} |")
-    repo = str(Path(__file__).resolve().parents[1]) + "/"
-    lines += ["", "## Commands", ""] + [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(repo, '')}`"
+    lines += ["", "## Commands", ""] + [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(REPO, '')}`"
                                         for r in results]
     lines += ["", f"Hardware: {json.dumps(hardware())}"]
     (ROOT / "results.md").write_text("\n".join(lines) + "\n")
@@ -293,8 +293,9 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "src" / "mro" / "checkpoints
 SELECT = dict(n=1024, seed=4242)
 
 
-def selection_score(model: Path) -> float:
-    """Greedy solved rate, mean over 2, 3 and 4 steps, on the SELECT puzzles; cached next to the model."""
+def selection_score(model: Path, task_name: str = "sudoku", steps: tuple[int, ...] = (2, 3, 4), **options) -> float:
+    """Greedy solved rate, mean over ``steps``, on the SELECT problems of the task (generator
+    ``options``; Sudoku's hard setting by default); cached next to the model."""
     cache = model.parent / "selection.json"
     if cache.is_file():
         return json.loads(cache.read_text())["score"]
@@ -302,12 +303,23 @@ def selection_score(model: Path) -> float:
     from mro.tasks import get_task
     from mro.train.runs import ValSettings, validate
 
-    task = get_task("sudoku")
-    examples = task.generate(SELECT["n"], seed=SELECT["seed"], split="test", min_blanks=10, max_blanks=12)
-    solved = validate(load_model(str(model)), task, examples, ValSettings(val_steps=[2, 3, 4]))
+    task = get_task(task_name)
+    options = options or dict(min_blanks=10, max_blanks=12)
+    examples = task.generate(SELECT["n"], seed=SELECT["seed"], split="test", **options)
+    solved = validate(load_model(str(model)), task, examples, ValSettings(val_steps=list(steps)))
     score = sum(solved.values()) / len(solved)
     cache.write_text(json.dumps({"score": score, "solved": {str(k): v for k, v in solved.items()}, **SELECT}))
     return score
+
+
+def install(run: Path, name: str) -> None:
+    """Copy a run's kept model into the package as built-in ``name``, with its settings and log."""
+    dst = CHECKPOINTS / name
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(run / "best", dst)
+    (dst / "selection.json").unlink(missing_ok=True)
+    shutil.copy(run / "run.json", dst / "train_config.json")
+    shutil.copy(run / "log.jsonl", dst / "train_log.txt")
 
 
 def ship(results: list[dict]) -> dict:
@@ -330,14 +342,8 @@ def ship(results: list[dict]) -> dict:
         by_arm = {a: [r for r in rows if r["arm"] == a] for a in arms}
         arm = max((a for a in arms if by_arm[a]), key=lambda a: statistics.mean(r["selection"] for r in by_arm[a]))
         best = max(by_arm[arm], key=lambda r: r["selection"])
-        src, dst = run_dir(arm, best["seed"]), CHECKPOINTS / name
-        shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(src / "best", dst)
-        (dst / "selection.json").unlink(missing_ok=True)
-        shutil.copy(src / "run.json", dst / "train_config.json")
-        shutil.copy(src / "log.jsonl", dst / "train_log.txt")
-        repo = str(Path(__file__).resolve().parents[1]) + "/"
-        chosen[name] = {"arm": arm, "seed": best["seed"], "command": best["command"].replace(repo, ""),
+        install(run_dir(arm, best["seed"]), name)
+        chosen[name] = {"arm": arm, "seed": best["seed"], "command": best["command"].replace(REPO, ""),
                         "validation": best["best_val"], "selection": round(100 * best["selection"], 2),
                         "test": best["solved"],
                         "candidates": {f"{r['arm']}-s{r['seed']}": round(100 * r["selection"], 2) for r in rows}}

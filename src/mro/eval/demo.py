@@ -71,7 +71,7 @@ SUDOKU = Section("sudoku-tiny", "sudoku", "min_blanks=10,max_blanks=12",
                  (("RS", "sudoku-tiny-rs"), ("RL", "sudoku-tiny-rl")))
 COUNTDOWN = Section("countdown-tiny", "countdown", "n_numbers=3,max_number=100,max_target=100",
                     "held-out 3-number Countdown (numbers 1-100, targets up to 100; any expression that hits "
-                    "the target counts)", (("RL", "countdown-tiny-rl"),))
+                    "the target counts)", (("RS", "countdown-tiny-rs"), ("RL", "countdown-tiny-rl")))
 #: trained models the Sudoku section adds when they are shipped: (label, built-in name)
 TRAINED = SUDOKU.trained
 NAMES = {"vanilla": "vanilla (greedy)", "TTS-MRO": "TTS-MRO k=4", "RS": "RS-trained (greedy)",
