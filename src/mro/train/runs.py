@@ -185,10 +185,12 @@ def save_checkpoint(accelerator, out: Path, state: dict) -> None:
     """Weights, optimizer, scheduler and RNG state (``accelerator.save_state``) plus ``state``,
     written to a fresh folder and swapped in, so a kill at any moment leaves a whole checkpoint."""
     final, tmp, old = out / "checkpoint", out / "checkpoint.tmp", out / "checkpoint.old"
-    if accelerator.is_main_process:
+    if accelerator.is_main_process:  # the folder exists before any process writes into it
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=False)
+    accelerator.wait_for_everyone()  # every process's RNG state is written before the swap
     if accelerator.is_main_process:
         atomic_write_json(tmp / "trainer_state.json", state)
         if final.exists():
