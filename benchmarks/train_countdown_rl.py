@@ -132,13 +132,44 @@ def report(results: list[dict]) -> None:
                 mean_std([r["solved"][str(s)] for r in rows]) for s in EVAL_STEPS) +
                 f" | {mean_std([r['cpu_min'] for r in rows])} | {mean_std([r['updates'] for r in rows])} | "
                 f"{', '.join(str(r['best_update']) for r in rows)} |")
-    lines += ["", "Best update 0 = no validation beat the starting model, so the run kept it.", "", "## Commands", ""]
+    lines += ["", "Best update 0 = no validation beat the starting model, so the run kept it. Wall time of all runs "
+              f"(one at a time or two side by side, evaluation included): {sum(r['wall_s'] for r in results) / 60:.0f} "
+              "minutes."]
+    lines += equal_updates(results)
+    lines += ["", "## Commands", ""]
     lines += [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(REPO, '')}`" for r in results]
     lines += ["", f"Hardware: {json.dumps(hardware())}"]
     (ROOT / "results.md").write_text("\n".join(lines) + "\n")
     (ROOT / "results.json").write_text(json.dumps({"vanilla": base, "runs": results, "hardware": hardware(),
                                                    "date": now()}, indent=2))
     plot(results)
+
+
+def equal_updates(results: list[dict]) -> list[str]:
+    """The RL arms at the same updates: validation (mean over seeds) and their rollouts' rewards."""
+    lines = ["", "## RL at equal updates", "",
+             "Validation solved % (mean over the seeds that got there) and the training rollouts' mean intra "
+             "score and correctness (R_q) over a window of updates:", "",
+             "| arm | update | seeds | val 5 steps | val 10 steps | rollouts' window | intra | correct |",
+             "|---|---|---|---|---|---|---|---|"]
+    for arm in ("rl-correctness", "rl-mro"):
+        logs = [[json.loads(x) for x in (run_dir(r["arm"], r["seed"]) / "log.jsonl").read_text().splitlines()]
+                for r in results if r["arm"] == arm]
+        for update, window in ((0, (1, 20)), (100, (81, 100)), (200, (181, 200))):
+            vals = [v for log in logs for v in log if v["kind"] == "val" and v["update"] == update]
+            train = [t for log in logs for t in log if t["kind"] == "train" and window[0] <= t["update"] <= window[1]]
+            if not vals or not train:
+                continue
+            lines.append(f"| {arm} | {update} | {len(vals)} | "
+                         + " | ".join(f"{100 * sum(v['solved'][st] for v in vals) / len(vals):.1f}" for st in ("5", "10"))
+                         + f" | {window[0]}-{window[1]} | {mean_of(train, 'intra')} | {mean_of(train, 'q')} |")
+    return lines
+
+
+def mean_of(records: list[dict], key: str) -> str:
+    """Mean of ``key`` over the records, or '-' where the run did not compute it (intra off)."""
+    values = [r[key] for r in records if key in r]
+    return f"{sum(values) / len(values):.3f}" if values else "-"
 
 
 def plot(results: list[dict]) -> None:

@@ -22,7 +22,7 @@ def test_demo_rows_and_one_chart_per_task(tmp_path):
         assert list(runs) == ["vanilla", "TTS-MRO", *labels]
         for name, s in runs.items():  # TTS-MRO only where a step commits several tokens
             assert [r["steps"] for r in s["results"]] == (steps[1:] if name == "TTS-MRO" else steps)
-        assert f"{section.task}: solved % vs tokens per step" in text
+        assert f"{section.task}: solved % vs tokens per step" in text and f"{section.task} section: " in text
         for label in labels:
             assert f"{label}-trained (greedy)" in text
         assert (folder / "accuracy_vs_tokens_per_step.png").stat().st_size > 1000

@@ -9,6 +9,7 @@ model. One table and one chart per task.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
     """Vanilla, TTS-MRO and every shipped trained model of one task: a table and one chart."""
     from mro.models.load import builtin_models
 
+    start = time.perf_counter()
     console.print(f"[bold]mro demo[/]: shipped tiny diffusion LM ({section.model}) on {section.what}")
     common = dict(task=section.task, n=n, task_options=section.task_options, tokens_per_step=tokens_per_step,
                   seed=cfg.seed, batch_size=250)
@@ -128,6 +130,7 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
     console.print(f"plot (every decoding on one chart): {plot}")
     for name, s in runs.items():
         console.print(f"{name}: table {s['table']}")
+    console.print(f"{section.task} section: {time.perf_counter() - start:.1f} s (wall, model loading included)")
     return runs
 
 
