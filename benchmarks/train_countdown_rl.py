@@ -1,21 +1,22 @@
-"""RL with MRO's rewards on the shipped tiny Countdown model, against the correctness-only
-baseline (docs/method.md section 7), under the Sudoku benchmark's budget rules.
+"""Training with MRO on the shipped tiny Countdown model: rejection sampling, RL with MRO's rewards,
+the correctness-only RL baseline and RS then RL (docs/method.md sections 6 and 7), under the Sudoku
+benchmark's budget rules.
 
-Each run starts from the shipped ``countdown-tiny`` and trains with one thread for at most
-:data:`MINUTES` CPU-minutes (CPU time of the training process; 8 for the rejection-sampling arm,
-whose collection comes before it, as in the Sudoku benchmark); the model kept is the one with
-the best validation score (greedy solved % at the :data:`VAL_STEPS` step counts on 256 held-out
-generator problems, never the test problems). Each kept model is then decoded greedily on the
-README's test set (1,000 held-out 3-number problems, numbers 1-100, targets up to 100, generator
-seed 1234) at :data:`EVAL_STEPS` steps. Training seeds 0, 1, 2 (mean +- std). The RL settings
-are the Sudoku benchmark's (16 problems x 8 rollouts per update, Adam 1e-4, group-mean
-baseline), with rollouts at the step count where vanilla decoding loses most
-(``countdown_tokens_per_step.py``) and at T = 1.
+Each run starts from the shipped ``countdown-tiny`` (RS then RL: from the RS model of the same
+seed) and trains with one thread for at most :data:`MINUTES` CPU-minutes (CPU time of the
+training process; 8 for the rejection-sampling arm, whose collection comes before it, as in the
+Sudoku benchmark); the model kept is the one with the best validation score (greedy solved % at
+the :data:`VAL_STEPS` step counts on 256 held-out generator problems, never the test problems).
+Each kept model is then decoded greedily on the README's test set (1,000 held-out 3-number
+problems, numbers 1-100, targets up to 100, generator seed 1234) at :data:`EVAL_STEPS` steps.
+Training seeds 0, 1, 2 (mean +- std). The RL settings are the Sudoku benchmark's (16 problems x 8
+rollouts per update, Adam 1e-4, group-mean baseline), with rollouts at the step count where
+vanilla decoding loses most (``countdown_tokens_per_step.py``) and at T = 1.
 
-Runs are independent jobs, two at a time; a finished run (its ``eval.json``) is skipped and an
-interrupted one resumes from its checkpoint:
+Runs are independent jobs, two at a time (the RS-then-RL runs after every other); a finished run
+(its ``eval.json``) is skipped and an interrupted one resumes from its checkpoint:
 
-    python benchmarks/train_countdown_rl.py                  # about 25 minutes on 2 idle cores
+    python benchmarks/train_countdown_rl.py                  # results.md gives the runs' wall time
     python benchmarks/train_countdown_rl.py --report-only
     python benchmarks/train_countdown_rl.py --report-only --ship    # -> src/mro/checkpoints/countdown-tiny-rs
     -> benchmarks/results/train_countdown_rl/{results.json,results.md,curves.png,runs/*}
@@ -59,9 +60,15 @@ ARMS = {
                      "20", "--collect-temperature", "0.5", "--k", "2", "--select", "vote", "--rewards", "q",
                      "--target", "final", "--lr", "3e-4", "--batch-size", "64", "--updates", "2000",
                      "--lr-schedule", "cosine", "--val-every", "100", "--max-minutes", "8"]),
+    # RL after RS (from the RS model of the same seed): correctness only, a lower learning rate
+    "rs-20-then-rl": ("rl", RL + ["--rewards", "q", "--format-weight", "0", "--shaping", "false", "--credit", "to-go",
+                                  "--lr", "3e-5"]),
 }
+#: arms that start from another arm's kept model (of the same seed) instead of countdown-tiny
+INIT = {"rs-20-then-rl": "rs-20"}
 NAMES = {"rl-correctness": "RL, correctness only", "rl-mro": "RL, MRO rewards (R_tv + R_ppl + R_q) + SGRO",
-         "rs-20": "RS: best-of-2 at 20 steps, target final (8 CPU-min)"}
+         "rs-20": "RS: best-of-2 at 20 steps, target final (8 CPU-min)",
+         "rs-20-then-rl": "RS, then RL (correctness only, lr 3e-5)"}
 
 
 def run_dir(arm: str, seed: int) -> Path:
@@ -85,6 +92,8 @@ def train_and_eval(arm: str, seed: int) -> dict:
         return json.loads(done.read_text())
     verb, flags = ARMS[arm]
     cmd = [sys.executable, "-m", "mro", "train", verb, *COMMON, *flags, "--seed", str(seed), "--out", str(out)]
+    if arm in INIT:  # the later --model wins
+        cmd += ["--model", str(run_dir(INIT[arm], seed) / "best")]
     if (out / "run.json").is_file():
         cmd.append("--resume")
     t0 = time.time()
@@ -115,7 +124,7 @@ def report(results: list[dict]) -> None:
     from mro.eval.records import hardware, now
 
     base = vanilla()
-    lines = ["# RL with MRO on countdown-tiny", "",
+    lines = ["# Training with MRO on countdown-tiny", "",
              f"Solved % on 1,000 held-out 3-number test problems (numbers 1-100, targets up to 100, generator seed "
              f"1234), greedy; training seeds {list(SEEDS)} (mean ± std). Each run: one thread, at most {MINUTES} "
              f"CPU-minutes (RS: 8, after its collection), RL rollouts at {ROLLOUT_STEPS} steps and T = 1, "
@@ -180,7 +189,7 @@ def plot(results: list[dict]) -> None:
 
     steps = VAL_STEPS.split(",")
     fig, axes = plt.subplots(1, len(steps), figsize=(6 * len(steps), 4.5), sharey=True)
-    colors = {"rl-correctness": "tab:blue", "rl-mro": "tab:orange", "rs-20": "tab:green"}
+    colors = {"rl-correctness": "tab:blue", "rl-mro": "tab:orange", "rs-20": "tab:green", "rs-20-then-rl": "tab:red"}
     for ax, st in zip(axes, steps):
         for r in results:
             log = [json.loads(x) for x in (run_dir(r["arm"], r["seed"]) / "log.jsonl").read_text().splitlines()]
@@ -228,8 +237,9 @@ def main() -> None:
     jobs = [(arm, seed) for seed in SEEDS for arm in ARMS]
     if not args.report_only:
         vanilla()
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(run_safely, jobs))
+        for phase in ([j for j in jobs if j[0] not in INIT], [j for j in jobs if j[0] in INIT]):
+            with ThreadPoolExecutor(args.jobs) as pool:  # second phase: arms that start from a first-phase model
+                list(pool.map(run_safely, phase))
     results = [json.loads((run_dir(a, s) / "eval.json").read_text()) for a, s in jobs
                if (run_dir(a, s) / "eval.json").is_file()]
     report(results)

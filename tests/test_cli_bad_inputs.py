@@ -183,7 +183,7 @@ CASES = [
     ("eval --model {no_config}", "config.json"),
     ("eval --decode tts-mro --ppl-scorer {causal}", "not a causal"),
     # model and task must fit
-    ("eval --model sudoku-tiny --task countdown", "trained on sudoku"),
+    ("eval --model sudoku-tiny --task countdown", "(shipped: --model countdown-tiny)"),
     ("eval --model {good} --task countdown", "trained on sudoku"),
     ("eval --model sudoku-tiny --task gsm8k --data {folder}/missing.jsonl", "does not exist"),
     # output folders

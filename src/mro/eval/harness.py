@@ -156,8 +156,11 @@ def encode_examples(task, model, examples, cfg: EvalConfig) -> tuple[list[list[i
             raise MroError("protocol 'tiny' is for the built-in tiny models; use --protocol d1 or mro")
         trained = getattr(model, "task", None)
         if trained and trained != task.name:
+            from mro.models.load import builtin_models
+
+            shipped = f" (shipped: --model {task.name}-tiny)" if f"{task.name}-tiny" in builtin_models() else ""
             raise MroError(f"model {cfg.model} was trained on {trained}, not {task.name}: its layout and "
-                           f"vocabulary do not fit; pick a {task.name} model or --task {trained}")
+                           f"vocabulary do not fit; pick a {task.name} model{shipped} or --task {trained}")
         if not task.tiny_gen_length:
             raise MroError(f"task {task.name} has no layout for the built-in tiny models; "
                            "use --protocol d1 or mro with a real model")
