@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Rerun every CPU benchmark in turn (about 20 minutes on 2 cores); each writes benchmarks/results/.
+# Rerun every CPU benchmark but the training ones (train_*.py) in turn; each writes benchmarks/results/.
 # Timing benchmarks run one at a time and pin one thread: run this on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 python benchmarks/sudoku_tokens_per_step.py
 python benchmarks/tts_sudoku.py
+python benchmarks/tts_vs_greedy.py
 bash benchmarks/correlation_sudoku.sh
 bash benchmarks/demo_output.sh
 python benchmarks/sampler_overhead.py
 python benchmarks/reward_cost.py
 python benchmarks/tts_overhead.py
+python benchmarks/bf16_speed.py
+python benchmarks/countdown_tokens_per_step.py
+python benchmarks/tts_countdown.py
+bash benchmarks/correlation_countdown.sh
+python benchmarks/bon_reward_ablation.py
