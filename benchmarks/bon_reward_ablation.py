@@ -14,23 +14,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mro.eval.harness import EvalConfig, run_eval
 from mro.eval.records import hardware, now
+from tts_compare import evaluate
+from tts_countdown import COUNTDOWN
 
 RESULTS = Path(__file__).parent / "results"
-PROBLEMS = "n_numbers=3,max_number=100,max_target=100"
-VARIANTS = {"R_tv + R_ppl + R_q": "tv,ppl,q", "R_tv only": "tv", "R_ppl only": "ppl", "R_q only": "q"}
+#: reward terms kept; None = the search default (all three), whose run ``tts_countdown.py`` already made
+VARIANTS = {"R_tv + R_ppl + R_q": None, "R_tv only": "tv", "R_ppl only": "ppl", "R_q only": "q"}
 
 
 def main() -> None:
     rows = {}
     for name, rewards in VARIANTS.items():
-        out = Path("runs") / "bench_bon_ablation" / rewards.replace(",", "-")  # resumes a finished run
-        s = run_eval(EvalConfig(model="countdown-tiny", task="countdown", n=500, task_options=PROBLEMS, steps=[5],
-                                decode="best-of-n", select="reward", k=21, rewards=rewards, temperature=0.5, seed=0,
-                                out=str(out), batch_size=250, progress=False))
-        r = s["results"][0]
-        rows[name] = {"rewards": rewards, "solved": round(100 * r["correct"], 1), "nfe": r["nfe_per_example"]}
+        r = evaluate(COUNTDOWN, "best-of-n", 0, 0.5, only=5, k=21, select="reward",
+                     **({"rewards": rewards} if rewards else {}))[5]
+        rows[name] = {"rewards": rewards or "tv,ppl,q", "solved": round(100 * r["correct"], 1),
+                      "nfe": r["nfe_per_example"]}
     lines = ["| best-of-21 kept by | solved % | NFE |", "|---|---|---|"]
     lines += [f"| {name} | {r['solved']:.1f} | {r['nfe']:.0f} |" for name, r in rows.items()]
     hw = hardware()
