@@ -10,13 +10,12 @@ the same 30 steps from the same initialisation is reported too (both should be a
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from mro.eval.records import hardware, now
+from mro.eval.records import hardware, now, save_report
 from mro.models.tiny import TinyDLM
 from mro.tasks import get_task
 from mro.train.loss import masked_diffusion_loss
@@ -63,10 +62,7 @@ def main() -> None:
     hw = hardware()
     lines += ["", f"Countdown SFT batches (256 problems, chain layout), one thread, {TIMED} timed steps after {WARMUP} "
               f"warm-up; {hw['processor']}, torch {hw['torch']}; {now()}"]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bf16_speed.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "bf16_speed.json").write_text(json.dumps({"rows": rows, "hardware": hw, "date": now()}, indent=2))
-    print("\n".join(lines))
+    save_report(RESULTS, "bf16_speed", lines, {"rows": rows})
 
 
 if __name__ == "__main__":

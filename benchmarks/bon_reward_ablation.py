@@ -11,10 +11,9 @@ three together. 500 held-out problems, decoding seed 0 (the full multi-reward ro
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from mro.eval.records import hardware, now
+from mro.eval.records import hardware, now, save_report
 from tts_compare import evaluate
 from tts_countdown import COUNTDOWN
 
@@ -36,10 +35,7 @@ def main() -> None:
     lines += ["", f"model countdown-tiny; 500 held-out 3-number problems (numbers 1-100, targets up to 100, data seed "
                   f"1234); 5 steps (4 tokens per step), temperature 0.5, decoding seed 0; {hw['processor']}, torch "
                   f"{hw['torch']}; {now()}"]
-    (RESULTS / "bon_reward_ablation.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "bon_reward_ablation.json").write_text(json.dumps({"rows": rows, "hardware": hw, "date": now()},
-                                                                 indent=2))
-    print("\n".join(lines))
+    save_report(RESULTS, "bon_reward_ablation", lines, {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ reward time / decoding time, median over repeats, measured in this one run. Targ
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from mro.eval.records import hardware, now
+from mro.eval.records import hardware, save_report
 from mro.models import load_model
 from mro.rewards.multi import MultiReward, RewardConfig
 from mro.rewards.sgro import group_bounds
@@ -54,10 +53,7 @@ def main() -> dict:
     hw = hardware()
     lines += ["", f"R_tv (1 token per group) + R_ppl (sudoku-ar-tiny) vs decoding sudoku-tiny, batch {BATCH}, "
               f"{STEPS} steps, temperature 0.25, median of {REPEATS}; {hw['processor']}, 1 thread, torch {hw['torch']}"]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "reward_cost.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "reward_cost.json").write_text(json.dumps({"results": rows, "hardware": hw, "date": now()}, indent=2))
-    print("\n".join(lines))
+    save_report(RESULTS, "reward_cost", lines, {"results": rows})
     return rows
 
 
