@@ -3,9 +3,16 @@
 Each config is a dataclass whose fields carry ``metadata={"help": ...}``. Values are layered:
 field defaults, then a YAML file (``--config file.yaml``), then ``--field-name value`` flags.
 Every value goes through one converter, so a bad value from YAML or the command line gives the
-same one-line ``MroError`` naming the field. Numbers are checked once, here, for every verb:
-floats must be finite, whole numbers must fit in 64 bits, seeds lie in ``[0, 2**32)``, and a
-field's ``metadata`` may bound it: ``"min"``/``"max"`` (inclusive), ``"gt"``/``"lt"`` (strict).
+same one-line ``MroError`` naming the field.
+
+Per-field rules live in the field's ``metadata`` and are checked once, by :class:`Config` (the
+base of every config dataclass) when an instance is made, whether from flags, YAML or Python:
+floats must be finite, whole numbers must fit in 64 bits, seeds lie in ``[0, 2**32)``,
+``"choices"`` (a tuple, or a function returning the names of a registry) lists the allowed
+values, ``"min"``/``"max"`` (inclusive) and ``"gt"``/``"lt"`` (strict) bound a number; every item
+of a list field is checked. A config's own ``__post_init__`` calls ``super().__post_init__()``
+first and keeps only the rules that relate several fields.
+
 Written by hand (about 100 lines) because
 transformers' ``HfArgumentParser`` does not layer YAML under command-line flags nor report bad
 values in one line.
@@ -95,16 +102,32 @@ INT_LIMIT = 2 ** 63
 SEED_LIMIT = 2 ** 32
 
 
+_BOUNDS = {"min", "max", "gt", "lt"}
+
+
+def field_choices(metadata) -> tuple | None:
+    """The allowed values of a field from its ``metadata["choices"]`` (a tuple, or a function
+    returning the names of a registry), or None when any value goes."""
+    choices = (metadata or {}).get("choices")
+    return tuple(choices() if callable(choices) else choices) if choices is not None else None
+
+
 def check_range(name: str, value: Any, metadata) -> None:
-    """Bounds of a field from its ``metadata`` (``min``, ``max``, ``gt``, ``lt``); every item of a
-    list; a field named ``seed`` or ``*_seed`` lies in ``[0, 2**32)`` unless its metadata says
-    otherwise. One-line ``MroError`` naming the field."""
+    """A field's value against its ``metadata``: ``choices``, bounds (``min``, ``max``, ``gt``,
+    ``lt``); every item of a list; a field named ``seed`` or ``*_seed`` lies in ``[0, 2**32)``
+    unless its metadata says otherwise. One-line ``MroError`` naming the field."""
     meta = dict(metadata or {})
-    if (name == "seed" or name.endswith("_seed")) and not ({"min", "max", "gt", "lt"} & set(meta)):
+    items = value if isinstance(value, (list, tuple)) else [value]
+    choices = field_choices(meta)
+    if choices is not None:
+        for v in items:
+            if v not in choices:
+                raise MroError(f"unknown {name} {v!r}; choose from {', '.join(map(str, choices))}")
+    if (name == "seed" or name.endswith("_seed")) and not (_BOUNDS & set(meta)):
         meta.update(min=0, max=SEED_LIMIT - 1)
-    if not {"min", "max", "gt", "lt"} & set(meta):
+    if not _BOUNDS & set(meta):
         return
-    for v in value if isinstance(value, (list, tuple)) else [value]:
+    for v in items:
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             continue
         if "min" in meta and v < meta["min"]:
@@ -118,8 +141,9 @@ def check_range(name: str, value: Any, metadata) -> None:
 
 
 def check_fields(cfg) -> None:
-    """Check every field of a config instance against its bounds (for ``__post_init__``, so
-    configs built in Python get the same checks as ones built from flags)."""
+    """Check every field of a config instance against its metadata (what :class:`Config` runs
+    when an instance is made, so configs built in Python get the same checks as ones built from
+    flags)."""
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name, None)
         if v is None:
@@ -128,6 +152,15 @@ def check_fields(cfg) -> None:
             if isinstance(item, float) and not math.isfinite(item):
                 raise MroError(f"{f.name} must be a finite number, got {item}")
         check_range(f.name, v, f.metadata)
+
+
+class Config:
+    """Base of every config dataclass: each field is checked against its ``metadata`` once, when
+    the instance is made (see the module docstring). A subclass's ``__post_init__`` calls
+    ``super().__post_init__()`` first and adds only rules that relate several fields."""
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
@@ -143,6 +176,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         if isinstance(default, (list, tuple)):
             default = ",".join(map(str, default))
+        choices = field_choices(f.metadata)
+        if choices is not None and " | ".join(map(str, choices)) not in help_text:
+            help_text = f"{help_text} ({' | '.join(map(str, choices))})"
         if "default" not in help_text:  # a help text that explains its default says it once
             help_text = f"{help_text} (default: {default})"
         help_text = help_text.replace("%", "%%")
@@ -173,9 +209,10 @@ def build(cls, values: dict | None = None, config_file: str | None = None):
         raise MroError(f"unknown config field {unknown[0]!r} for {cls.__name__}; known: {', '.join(sorted(known))}")
     meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
     values = {k: convert(k, hints[k], v) for k, v in merged.items()}
-    for k, v in values.items():
-        if v is not None:
-            check_range(k, v, meta[k])
+    if not issubclass(cls, Config):  # a Config checks its fields itself when it is made
+        for k, v in values.items():
+            if v is not None:
+                check_range(k, v, meta[k])
     return cls(**values)
 
 
