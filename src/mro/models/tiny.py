@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mro.errors import MroError
-from mro.models.base import DiffusionLM
+from mro.models.base import DiffusionLM, KVCache
 from mro.models.tokenizer import CharTokenizer
 
 
@@ -64,6 +64,15 @@ def _query_rows(mask: torch.Tensor | None, rows: torch.Tensor, positions: torch.
     return mask[rows, 0, positions][:, None, None, :]  # causal and padding [B, 1, L, L]
 
 
+def _check_window(cache: KVCache, input_ids: torch.Tensor, start: int, end: int, logits_end: int | None) -> None:
+    """A window must lie inside the cached sequence (one line, not a shape error from deep inside)."""
+    b, n = input_ids.shape
+    if cache.length != n or cache.batch_size != b:
+        raise MroError(f"KV cache holds {cache.batch_size} rows of {cache.length} positions, the input {b} of {n}")
+    if not 0 <= start < end <= n or not start < (end if logits_end is None else logits_end) <= end:
+        raise MroError(f"window {start}..{end} (logits to {logits_end}) is not inside the {n} cached positions")
+
+
 class Block(nn.Module):
     def __init__(self, cfg: TinyConfig):
         super().__init__()
@@ -74,11 +83,19 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
 
-    def forward(self, x, rot, attn_mask, positions=None, is_causal=False):
-        """All positions; or, with ``positions [B]``, only that query per row: ``[B, d]``."""
+    def _qkv(self, x, rot):
+        """Queries, keys and values ``[B, H, n, hd]`` of ``x [B, n, d]``, RoPE applied with ``rot [n, hd/2]``."""
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        q, k = _apply_rope(q, rot), _apply_rope(k, rot)
+        return _apply_rope(q, rot), _apply_rope(k, rot), v
+
+    def forward(self, x, rot, attn_mask, positions=None, is_causal=False, kv_out=None):
+        """All positions; or, with ``positions [B]``, only that query per row: ``[B, d]``.
+        ``kv_out``: a list that receives this layer's ``(keys, values)``."""
+        b, n, d = x.shape
+        q, k, v = self._qkv(x, rot)
+        if kv_out is not None:
+            kv_out.append((k, v))
         if positions is not None:
             rows = torch.arange(b, device=x.device)
             q = q[rows, :, positions][:, :, None]  # [B, H, 1, hd]
@@ -88,6 +105,21 @@ class Block(nn.Module):
             return h + self.ff(self.ln2(h))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, d))
+        return x + self.ff(self.ln2(x))
+
+    def window(self, x, rot, attn_mask, keys, values, start, queries=None):
+        """The window's hidden states ``x [B, w, d]`` (positions ``start .. start + w - 1``) against
+        the cached ``keys``/``values [B, H, L, hd]`` of every other position; ``queries``: only the
+        first that many window positions are returned (what the next layer or the head needs)."""
+        b, w, d = x.shape
+        q, k, v = self._qkv(x, rot)
+        end = start + w
+        k = torch.cat([keys[:, :, :start], k, keys[:, :, end:]], 2)
+        v = torch.cat([values[:, :, :start], v, values[:, :, end:]], 2)
+        if queries is not None and queries < w:
+            q, x = q[:, :, :queries], x[:, :queries]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, q.shape[2], d))
         return x + self.ff(self.ln2(x))
 
 
@@ -118,18 +150,26 @@ class TinyTransformer(nn.Module):
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
-        """``[B, L, V]`` logits; with ``positions [B]``, ``[B, V]`` at one position per row (the last
-        block then runs only that query, its MLP and the head: same numbers, less work)."""
-        n = input_ids.shape[1]
+    def _check_length(self, n: int) -> None:
         if n > self.cfg.max_len:
             raise MroError(f"sequence length {n} exceeds the tiny model's max_len {self.cfg.max_len}")
+
+    @staticmethod
+    def _padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Key padding mask ``[B, 1, 1, L]`` broadcast over heads and queries (None: nothing padded)."""
+        if attention_mask is None or bool(attention_mask.all()):
+            return None
+        return attention_mask.bool()[:, None, None, :]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None, kv_out: list | None = None) -> torch.Tensor:
+        """``[B, L, V]`` logits; with ``positions [B]``, ``[B, V]`` at one position per row (the last
+        block then runs only that query, its MLP and the head: same numbers, less work).
+        ``kv_out``: a list that receives every layer's ``(keys, values)`` (the KV cache)."""
+        n = input_ids.shape[1]
+        self._check_length(n)
         rot = self.rope[:n]
-        mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            # key padding mask, broadcast over heads and queries
-            mask = attention_mask.bool()[:, None, None, :]
+        mask = self._padding_mask(attention_mask)
         fast_causal = self.cfg.causal and mask is None and positions is None  # SDPA's own causal kernel
         if self.cfg.causal and not fast_causal:
             tri = torch.ones(n, n, dtype=torch.bool, device=input_ids.device).tril()
@@ -137,7 +177,23 @@ class TinyTransformer(nn.Module):
         x = self.embed(input_ids)
         last = len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
-            x = blk(x, rot, mask, positions if i == last else None, is_causal=fast_causal)
+            x = blk(x, rot, mask, positions if i == last else None, is_causal=fast_causal, kv_out=kv_out)
+        return self.head(self.ln_f(x))
+
+    def window(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache: KVCache,
+               start: int, end: int, logits_end: int) -> torch.Tensor:
+        """Logits ``[B, logits_end - start, V]`` recomputing positions ``start .. end - 1`` only
+        (``DiffusionLM.window_logits``); the last layer runs only the queries the logits need."""
+        if self.cfg.causal:
+            raise MroError("the tiny causal scorer has no diffusion KV cache")
+        self._check_length(input_ids.shape[1])
+        mask = self._padding_mask(attention_mask)
+        rot = self.rope[start:end]
+        x = self.embed(input_ids[:, start:end])
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            x = blk.window(x, rot, mask, cache.keys[i], cache.values[i], start,
+                           queries=logits_end - start if i == last else None)
         return self.head(self.ln_f(x))
 
 
@@ -215,6 +271,23 @@ class TinyDLM(DiffusionLM):
 
     def logits_at(self, input_ids, attention_mask, positions):
         return self.module(input_ids, attention_mask, positions)
+
+    @property
+    def supports_kv_cache(self) -> bool:  # the causal scorer is not a diffusion model
+        return not self.module.cfg.causal
+
+    def logits_and_cache(self, input_ids, attention_mask=None):
+        if not self.supports_kv_cache:
+            return super().logits_and_cache(input_ids, attention_mask)
+        kv: list = []
+        logits = self.module(input_ids, attention_mask, kv_out=kv)
+        return logits, KVCache([k for k, _ in kv], [v for _, v in kv])
+
+    def window_logits(self, input_ids, attention_mask, cache, start, end, logits_end=None):
+        if not self.supports_kv_cache:
+            return super().window_logits(input_ids, attention_mask, cache, start, end, logits_end)
+        _check_window(cache, input_ids, start, end, logits_end)
+        return self.module.window(input_ids, attention_mask, cache, start, end, end if logits_end is None else logits_end)
 
     @property
     def vocab_size(self) -> int:

@@ -34,6 +34,7 @@ import torch
 from mro.errors import MroError
 from mro.models.base import DiffusionLM
 from mro.sampling.batch import layout
+from mro.sampling.cache import check_cache_mode, check_model_caches, replicated_block_logits
 from mro.sampling.schedule import check_schedule, tokens_this_step
 from mro.sampling.trajectory import PENDING, PREFILLED, Trajectory
 
@@ -54,6 +55,8 @@ class DecodeConfig:
     suppress_eos: bool = field(default=False, metadata={"help": "never sample the EOS token"})
     threshold: float | None = field(default=None, metadata={
         "help": "confidence-threshold parallel decoding (Fast-dLLM); None = fixed schedule"})
+    cache: str = field(default="none", metadata={
+        "help": "KV cache (Fast-dLLM): none | prefix (recompute the block and what follows) | dual (the block only)"})
 
     def __post_init__(self):
         if self.block_length is None:
@@ -71,6 +74,7 @@ class DecodeConfig:
             raise MroError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise MroError(f"threshold must be in (0, 1], got {self.threshold}")
+        check_cache_mode(self.cache)
 
     @property
     def num_blocks(self) -> int:
@@ -125,7 +129,9 @@ def start(model: DiffusionLM, prompts: Sequence[Sequence[int]], responses: Seque
                       steps_done=0, mask_token_id=model.mask_token_id)
 
 
-def _model_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, replicas: int = 1) -> torch.Tensor:
+def _forward_rows(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, replicas: int = 1):
+    """``(x, attn)``: the rows one forward runs, one per run of ``replicas`` identical copies, followed
+    under classifier-free guidance by their unconditional rows."""
     x, attn = traj.tokens, traj.attention_mask
     if replicas > 1:  # rows come in runs of identical copies: one forward per run, shared
         x, attn = x[::replicas], attn[::replicas]
@@ -133,13 +139,33 @@ def _model_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, repli
         # the reference's unconditional row: every position that was not a mask at the start
         # (prompt, its left padding, pre-filled response tokens) becomes the mask token
         cond_rows = traj.conditioned[::replicas] if replicas > 1 else traj.conditioned
-        uncond = x.masked_fill(cond_rows, model.mask_token_id)
-        both = model.logits(torch.cat([x, uncond]), torch.cat([attn, attn]))
-        cond, unc = both.chunk(2)
+        x, attn = torch.cat([x, x.masked_fill(cond_rows, model.mask_token_id)]), torch.cat([attn, attn])
+    return x, attn
+
+
+def _guided(logits: torch.Tensor, cfg: DecodeConfig, replicas: int) -> torch.Tensor:
+    """The forward rows' logits -> one per trajectory row (``un + (scale + 1) * (cond - un)`` under guidance)."""
+    if cfg.cfg_scale > 0:
+        cond, unc = logits.chunk(2)
         logits = unc + (cfg.cfg_scale + 1) * (cond - unc)
-    else:
-        logits = model.logits(x, attn)
     return logits.repeat_interleave(replicas, 0) if replicas > 1 else logits
+
+
+def _model_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, replicas: int = 1) -> torch.Tensor:
+    """``[B, L, V]`` logits of one full forward (no cache)."""
+    return _guided(model.logits(*_forward_rows(model, traj, cfg, replicas)), cfg, replicas)
+
+
+def _block_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, lo: int, hi: int,
+                  replicas: int = 1) -> torch.Tensor:
+    """``[B, hi - lo, V]`` logits of the current block; with a cache, ``traj.cache`` is refilled at
+    the block's first step and read at the others (mro.sampling.cache)."""
+    if cfg.cache == "none":
+        return _model_logits(model, traj, cfg, replicas)[:, lo:hi]
+    x, attn = _forward_rows(model, traj, cfg, replicas)
+    logits, traj.cache = replicated_block_logits(model, x, attn, traj.cache, cfg.cache, lo, hi,
+                                                 cfg.cfg_scale > 0, replicas)
+    return _guided(logits, cfg, replicas)
 
 
 def _sample_block(logits: torch.Tensor, cfg: DecodeConfig, generator: torch.Generator | None,
@@ -201,7 +227,10 @@ def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: 
     """
     if traj.gen_length != cfg.gen_length:
         raise MroError(f"trajectory has {traj.gen_length} response positions but gen_length is {cfg.gen_length}")
+    check_model_caches(model, cfg.cache)
     traj = traj.clone()
+    if cfg.cache == "none":
+        traj.cache = None
     p, bl = traj.prompt_length, cfg.block_length
     ranks = torch.arange(bl, device=traj.tokens.device)
     # the mask token is never a prediction (committing it would leave the position masked)
@@ -214,8 +243,8 @@ def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: 
         if block is None:
             break
         lo, hi = p + block * bl, p + (block + 1) * bl
-        logits = _model_logits(model, traj, cfg, replicas if ran == 0 else 1)[:, lo:hi]
-        logits[..., banned] = float("-inf")  # in place: the full logits are this step's own, unused elsewhere
+        logits = _block_logits(model, traj, cfg, lo, hi, replicas if ran == 0 else 1)
+        logits[..., banned] = float("-inf")  # in place: the logits are this step's own, unused elsewhere
         x0, conf, logp = _sample_block(logits, cfg, generator, greedy_rows)
         masked = traj.tokens[:, lo:hi] == model.mask_token_id
         conf = conf.masked_fill(~masked, float("-inf"))
@@ -252,4 +281,6 @@ def generate(model: DiffusionLM, prompts: Sequence[Sequence[int]], cfg: DecodeCo
              generator: torch.Generator | None = None) -> Trajectory:
     """Decode a batch from scratch: :func:`start` then :func:`denoise` to the end."""
     traj = start(model, prompts, responses, gen_length=cfg.gen_length)
-    return denoise(model, traj, cfg, hooks=hooks, generator=generator)
+    traj = denoise(model, traj, cfg, hooks=hooks, generator=generator)
+    traj.cache = None  # decoding is over: the last block's keys and values are not kept
+    return traj

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from mro.sampling.cache import BlockCache
+
 PREFILLED = -1
 PENDING = 2**31 - 1
 
@@ -35,6 +37,9 @@ class Trajectory:
         confidence: ``[B, G]`` the remasking score that chose the position (NaN where none).
         steps_done: how many denoising steps have run.
         mask_token_id: the model's mask id.
+        cache: the current block's KV cache while decoding with ``cache prefix|dual``
+            (mro.sampling.cache), so that a resumed ``denoise`` and copies of a row reuse it;
+            None otherwise (``generate`` drops it when decoding is over).
     """
 
     tokens: torch.Tensor
@@ -46,6 +51,7 @@ class Trajectory:
     confidence: torch.Tensor
     steps_done: int
     mask_token_id: int
+    cache: BlockCache | None = None
 
     @property
     def batch_size(self) -> int:
@@ -88,7 +94,8 @@ class Trajectory:
     def index(self, rows: torch.Tensor | list[int]) -> "Trajectory":
         """Keep (or repeat) the given rows, in order."""
         rows = torch.as_tensor(rows, device=self.tokens.device, dtype=torch.long)
-        return replace(self, **{k: getattr(self, k)[rows] for k in _TENSORS})
+        cache = self.cache.rows(rows) if self.cache is not None else None
+        return replace(self, cache=cache, **{k: getattr(self, k)[rows] for k in _TENSORS})
 
     def repeat_interleave(self, k: int) -> "Trajectory":
         """Each row ``k`` times in a row (row ``i`` -> rows ``i*k .. i*k+k-1``)."""
