@@ -2,9 +2,13 @@
 
 :class:`HFDiffusionLM` puts any of these behind :class:`mro.models.base.DiffusionLM`:
 
-- LLaDA / LLaDA-1.5 (``AutoModel`` with ``trust_remote_code``): logits are position-aligned;
-- Dream (``model_type == "Dream"``): its logits at ``i`` predict position ``i + 1``, so the adapter
-  shifts them right by one (``cat([logits[:, :1], logits[:, :-1]], 1)``, as Dream's own sampler);
+- LLaDA / LLaDA-1.5 (``model_type == "llada"``): mro's native implementation
+  (:mod:`mro.models.llada`, no remote code, KV cache), or the checkpoint's own code through
+  ``AutoModel`` with ``trust_remote_code`` when loaded with ``remote_code=True`` (other ``llada*``
+  types always); logits are position-aligned;
+- Dream (``model_type == "Dream"``): native (:mod:`mro.models.dream`) or remote code alike; its
+  logits at ``i`` predict position ``i + 1``, so the adapter shifts them right by one
+  (``cat([logits[:, :1], logits[:, :-1]], 1)``, as Dream's own sampler);
 - any ``AutoModelForMaskedLM`` (BERT, RoBERTa, ModernBERT, ...): a masked LM is a diffusion LM.
 
 :class:`HFCausalScorer` wraps any ``AutoModelForCausalLM`` as the perplexity scorer of ``R_ppl``.
@@ -12,7 +16,8 @@
 Special ids are read from the checkpoint, never defaulted: the mask id from ``config.mask_token_id``
 (LLaDA: 126336) else ``tokenizer.mask_token_id``; EOS ids from the config, the generation config
 and the tokenizer. transformers is imported lazily (it is the ``hf`` extra); LLaDA's and Dream's
-remote code is known to work with ``transformers>=4.44,<5``.
+remote code is known to work with ``transformers>=4.44,<5``. The KV-cache methods
+(``logits_and_cache``, ``window_logits``) are the native modules' own.
 
 Example (needs the weights locally or hub access)::
 
@@ -30,7 +35,8 @@ from typing import Sequence
 import torch
 
 from mro.errors import MroError
-from mro.models.base import DiffusionLM
+from mro.models.base import DiffusionLM, KVCache
+from mro.models.native import load_native, native_class
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 KINDS = ("llada", "dream", "masked_lm")
@@ -188,22 +194,31 @@ class HFDiffusionLM(DiffusionLM):
 
     @classmethod
     def load(cls, name: str, device: str = "auto", dtype: str = "auto",
-             trust_remote_code: bool = True) -> "HFDiffusionLM":
+             trust_remote_code: bool = True, remote_code: bool = False) -> "HFDiffusionLM":
         """Load by hub id or local folder; ``dtype`` in bf16/fp16/fp32/auto, ``device`` cpu/cuda/auto.
 
-        ``trust_remote_code`` runs the checkpoint's own modelling code (LLaDA and Dream need it).
+        A config whose ``model_type`` mro implements natively (``llada``: :mod:`mro.models.llada`,
+        ``Dream``: :mod:`mro.models.dream`) loads without remote code and can cache keys and
+        values; ``remote_code=True`` runs the checkpoint's own modelling code instead. Other
+        LLaDA variants and masked LMs load through ``AutoModel`` with ``trust_remote_code``.
         """
         tf = _transformers()
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         hub = _hub_kwargs(name)
         try:
-            config = tf.AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, **hub)
-            kind = _kind(config)
-            auto = tf.AutoModelForMaskedLM if kind == "masked_lm" else tf.AutoModel
-            module = auto.from_pretrained(name, config=config, trust_remote_code=trust_remote_code,
-                                          **{_dtype_kwarg(): torch_dtype}, **hub)
-            tokenizer = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, **hub)
+            config_dict, _ = tf.PretrainedConfig.get_config_dict(name, **hub)
+            native = None if remote_code else native_class(str(config_dict.get("model_type", "")))
+            if native is not None:
+                module, tokenizer = load_native(native, name, torch_dtype, _dtype_kwarg(), hub)
+                kind = _kind(module.config)
+            else:
+                config = tf.AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, **hub)
+                kind = _kind(config)
+                auto = tf.AutoModelForMaskedLM if kind == "masked_lm" else tf.AutoModel
+                module = auto.from_pretrained(name, config=config, trust_remote_code=trust_remote_code,
+                                              **{_dtype_kwarg(): torch_dtype}, **hub)
+                tokenizer = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, **hub)
         except MroError:
             raise
         except Exception as e:  # OSError offline, ValueError for broken folders, ...
@@ -212,7 +227,8 @@ class HFDiffusionLM(DiffusionLM):
         return cls.from_module(module, tokenizer, name, kind)
 
     @classmethod
-    def load_adapter(cls, folder: str, device: str = "auto", dtype: str = "auto") -> "HFDiffusionLM":
+    def load_adapter(cls, folder: str, device: str = "auto", dtype: str = "auto",
+                     remote_code: bool = False) -> "HFDiffusionLM":
         """A LoRA adapter folder (written by ``mro train rl|rs --lora-r``): its base model (by the
         hub id or path the adapter records) with the adapter merged in."""
         import json
@@ -227,7 +243,7 @@ class HFDiffusionLM(DiffusionLM):
             raise MroError(f"{folder}/adapter_config.json does not name its base model") from None
         if not base_name:
             raise MroError(f"{folder}/adapter_config.json does not name its base model")
-        base = cls.load(base_name, device=device, dtype=dtype)
+        base = cls.load(base_name, device=device, dtype=dtype, remote_code=remote_code)
         try:
             merged = PeftModel.from_pretrained(base.module, folder).merge_and_unload()
         except Exception as e:
@@ -252,12 +268,10 @@ class HFDiffusionLM(DiffusionLM):
         if self.kind == "dream":
             # Dream's own sampler: a [B, 1, L, L] boolean mask and 0-based positions when padded,
             # "full" attention otherwise.
-            if padded:
-                am = attention_mask.bool()
-                kwargs["attention_mask"] = am[:, None, None, :] & am[:, None, :, None]
-                kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).masked_fill(~am, 1)
-            else:
-                kwargs["attention_mask"] = "full"
+            from mro.models.dream import padded_inputs
+
+            mask, positions = padded_inputs(attention_mask)
+            kwargs = {"attention_mask": "full"} if mask is None else {"attention_mask": mask, "position_ids": positions}
         elif padded:
             kwargs["attention_mask"] = attention_mask
             if self._pass_positions:
@@ -267,6 +281,23 @@ class HFDiffusionLM(DiffusionLM):
         if self.kind == "dream":
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return logits
+
+    @property
+    def supports_kv_cache(self) -> bool:
+        """Native LLaDA and Dream cache keys and values; remote code and masked LMs do not."""
+        return callable(getattr(self.module, "window_logits", None))
+
+    def logits_and_cache(self, input_ids: torch.Tensor,
+                         attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
+        if not self.supports_kv_cache:
+            return super().logits_and_cache(input_ids, attention_mask)
+        return self.module.logits_and_cache(input_ids, attention_mask)
+
+    def window_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache: KVCache,
+                      start: int, end: int, logits_end: int | None = None) -> torch.Tensor:
+        if not self.supports_kv_cache:
+            return super().window_logits(input_ids, attention_mask, cache, start, end, logits_end)
+        return self.module.window_logits(input_ids, attention_mask, cache, start, end, logits_end)
 
     def encode_prompt(self, user: str, system: str | None = None, prefix: str = "") -> list[int]:
         """Prompt ids: the tokenizer's chat template when it has one, else plain encoding.

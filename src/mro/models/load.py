@@ -3,7 +3,8 @@
 Built-in names are the folders of ``mro/checkpoints`` (shipped in the package). A folder whose
 ``config.json`` has ``model_type: mro-tiny`` is a tiny model. Anything else (a Hugging Face hub id
 or a local transformers checkpoint: LLaDA, Dream, a masked LM) goes to the ``hf`` backend
-which gives a one-line error saying how to pass a local path when the hub is unreachable.
+(native LLaDA and Dream by ``model_type``, :mod:`mro.models.native`), which gives a one-line
+error saying how to pass a local path when the hub is unreachable.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ def _is_tiny_folder(folder: Path) -> bool:
         return False
 
 
-def load_model(name: str, device: str = "cpu", dtype: str = "auto") -> DiffusionLM:
+def load_model(name: str, device: str = "cpu", dtype: str = "auto", remote_code: bool = False) -> DiffusionLM:
     """Load a diffusion LM by built-in name, tiny-model folder, hub id or transformers folder.
 
     ``dtype`` is bf16/fp16/fp32/auto (auto: the tiny model stays fp32; transformers models get
-    bf16 on CUDA, fp32 on CPU). ``device`` is cpu/cuda/auto.
+    bf16 on CUDA, fp32 on CPU). ``device`` is cpu/cuda/auto. LLaDA and Dream checkpoints load
+    mro's native implementations (no remote code, KV cache) unless ``remote_code`` asks for the
+    checkpoint's own modelling code.
     """
     from mro.models.hf import resolve_device, resolve_dtype
 
@@ -44,7 +47,7 @@ def load_model(name: str, device: str = "cpu", dtype: str = "auto") -> Diffusion
     if folder.is_dir() and (folder / "adapter_config.json").is_file():  # a LoRA adapter (mro train --lora-r)
         from mro.models.hf import HFDiffusionLM
 
-        return HFDiffusionLM.load_adapter(str(folder), device=str(dev), dtype=dtype)
+        return HFDiffusionLM.load_adapter(str(folder), device=str(dev), dtype=dtype, remote_code=remote_code)
     if folder.is_dir() and not (folder / "config.json").is_file():
         raise MroError(f"model folder {folder} has no config.json")
     if folder.is_dir() and _is_tiny_folder(folder):
@@ -64,7 +67,7 @@ def load_model(name: str, device: str = "cpu", dtype: str = "auto") -> Diffusion
     from mro.models.hf import HFDiffusionLM
 
     try:
-        return HFDiffusionLM.load(name, device=str(dev), dtype=dtype)
+        return HFDiffusionLM.load(name, device=str(dev), dtype=dtype, remote_code=remote_code)
     except MroError as e:
         if folder.exists():
             raise
