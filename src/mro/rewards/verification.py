@@ -15,6 +15,7 @@ import torch
 
 from mro.errors import MroError
 from mro.models.base import DiffusionLM
+from mro.sampling.cache import cached_logits_at
 from mro.sampling.trajectory import Trajectory
 
 
@@ -69,7 +70,9 @@ def token_verification(model: DiffusionLM, traj: Trajectory, bounds: Sequence[tu
             ar = torch.arange(len(r), device=x.device)
             target = x[ar, c]
             x[ar, c] = model.mask_token_id
-            logits = model.logits_at(x, traj.attention_mask[r], c).float()
+            # with a KV cache (mro.sampling.cache), states of the cached block reuse it
+            cached = None if traj.cache is None else cached_logits_at(model, traj.cache, x, traj.attention_mask[r], r, c)
+            logits = (model.logits_at(x, traj.attention_mask[r], c) if cached is None else cached).float()
             logp[i:i + batch_size] = torch.log_softmax(logits, -1).gather(-1, target[:, None]).squeeze(-1)
         flat = rows * n + grp
         total.index_add_(0, flat, logp)

@@ -6,6 +6,10 @@ segment with the multi-reward (intra rewards once on the segment, docs/method.md
 also ``R_q`` against the majority-vote answer of the ``k`` candidates); ``tts-cbr`` with the
 mean confidence of the segment's committed tokens. ``best-of-n`` decodes ``k`` whole responses
 and picks by majority vote or by the final multi-reward.
+
+With ``cache prefix|dual`` (mro.sampling.cache) the ``k`` candidates of a segment inherit the
+kept row's block cache, a block's first forward runs once for the ``k`` copies, and token
+verification of the segment's commits reads the candidates' caches.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ def segment_search(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, k:
         traj = cands.index(offsets + best)
         for i, row in enumerate(scores.tolist()):
             history[i].append({"segment": [s, e], "scores": [round(v, 5) for v in row], "chosen": int(best[i])})
+    traj.cache = None  # decoding is over: the last block's keys and values are not kept
     return traj, history
 
 
