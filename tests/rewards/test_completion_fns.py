@@ -4,7 +4,7 @@ import doctest
 
 import pytest
 
-import mro.rewards.trl as trl_module
+import mro.rewards.completion_fns as completion_fns_module
 from mro.errors import MroError
 from mro.rewards import quality_reward_fn
 
@@ -13,7 +13,7 @@ PUZZLE = "0234341221434320"
 
 
 def test_docstring_example_runs():
-    assert doctest.testmod(trl_module).failed == 0
+    assert doctest.testmod(completion_fns_module).failed == 0
 
 
 def test_sudoku_strings_and_chat_lists():
@@ -61,7 +61,7 @@ def test_perplexity_and_token_verification_callables(tiny_model):
     from mro.models.ar import TinyARScorer
     from mro.models.tiny import TinyDLM
     from mro.rewards.perplexity import texts_reward
-    from mro.rewards.trl import perplexity_reward_fn, token_verification_reward_fn
+    from mro.rewards.completion_fns import perplexity_reward_fn, token_verification_reward_fn
 
     torch.manual_seed(0)
     scorer = TinyARScorer(TinyDLM.create(d_model=32, n_layers=1, n_heads=2, d_ff=64, causal=True))

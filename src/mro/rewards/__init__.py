@@ -3,8 +3,14 @@
 One import line per module; add a module's public names in both places below.
 """
 
-from mro.rewards.combine import REWARD_NAMES, RewardWeights, parse_rewards, step_rewards
-from mro.rewards.quality import majority_vote, quality_of_state, quality_reward
+from mro.rewards.completion_fns import (
+    TASK_COLUMNS,
+    completion_text,
+    perplexity_reward_fn,
+    quality_reward_fn,
+    token_verification_reward_fn,
+)
+from mro.rewards.quality import majority_vote, quality_reward
 from mro.rewards.sgro import (
     expand_to_steps,
     group_bounds,
@@ -13,23 +19,17 @@ from mro.rewards.sgro import (
     proposal_probs,
     sample_groups,
 )
-from mro.rewards.trl import (
-    TASK_COLUMNS,
-    completion_text,
-    perplexity_reward_fn,
-    quality_reward_fn,
-    token_verification_reward_fn,
-)
+from mro.rewards.terms import RewardTerm, RewardWeights, parse_rewards, register_reward, reward_terms
 
 __all__ = [
-    # combine
-    "REWARD_NAMES",
-    "RewardWeights",
-    "parse_rewards",
-    "step_rewards",
+    # completion_fns
+    "TASK_COLUMNS",
+    "completion_text",
+    "quality_reward_fn",
+    "perplexity_reward_fn",
+    "token_verification_reward_fn",
     # quality
     "majority_vote",
-    "quality_of_state",
     "quality_reward",
     # sgro
     "expand_to_steps",
@@ -38,10 +38,10 @@ __all__ = [
     "group_returns",
     "proposal_probs",
     "sample_groups",
-    # trl
-    "TASK_COLUMNS",
-    "completion_text",
-    "quality_reward_fn",
-    "perplexity_reward_fn",
-    "token_verification_reward_fn",
+    # terms
+    "RewardTerm",
+    "RewardWeights",
+    "parse_rewards",
+    "register_reward",
+    "reward_terms",
 ]

@@ -1,4 +1,5 @@
-"""Rewards as plain callables with the TRL signature ``f(completions, **columns) -> list[float | None]``.
+"""Rewards as plain callables with the TRL signature ``f(completions, **columns) -> list[float | None]``
+(this module never imports TRL: any trainer that calls reward functions this way can use them).
 
 So MRO's rewards plug into other trainers (e.g. TRL's ``GRPOTrainer(reward_funcs=[...])``).
 TRL passes every dataset column as a keyword list (one entry per completion) plus extras such as
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from mro.errors import MroError
-from mro.rewards.combine import check_weight
+from mro.rewards.terms import check_weight
 from mro.rewards.quality import quality_reward
 from mro.tasks.base import Example, get_task
 

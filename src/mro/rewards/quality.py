@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from mro.errors import MroError
-from mro.rewards.combine import check_weight
+from mro.rewards.terms import check_weight
 from mro.tasks.base import Example, Task
 
 
@@ -58,22 +58,6 @@ def _correctness(task: Task, example: Example | None, response: str, target: Any
     if example is None:
         raise MroError("quality_reward needs an example (with its reference) or a target")
     return float(task.score(example, response)[task.metrics[0]])
-
-
-def quality_of_state(
-    task: Task,
-    example: Example | None,
-    state_text: str | None,
-    target: Any = None,
-    correct_weight: float = 1.0,
-    format_weight: float = 1.0,
-) -> float:
-    """The SGRO potential ``Phi(s)`` (docs/method.md section 4): ``R_q`` of an intermediate state.
-
-    ``state_text`` is the decoded state with its mask tokens already dropped (the caller drops
-    them); an unfinished state usually has no extractable answer and then scores 0.
-    """
-    return quality_reward(task, example, state_text, target, correct_weight, format_weight)
 
 
 def group_vote_targets(task: Task, answers: Sequence[Any], group: int) -> list[Any]:

@@ -31,6 +31,8 @@ from mro.search.decoders import DecodeResult, register_decoder
 SELECT = ("vote", "reward")
 #: temperature of the search decoders when none is given (docs/method.md section 5)
 SEARCH_TEMPERATURE = 0.5
+#: most candidates per prompt (``--k``)
+MAX_CANDIDATES = 256
 
 
 @dataclass
@@ -40,23 +42,16 @@ class SearchConfig(RewardConfig):
     tv_tokens: str = field(default="all", metadata={
         "help": "tokens verified per segment: a number or 'all' (search default: all; one random token, the "
                 "paper's choice, is too noisy when a step commits several tokens: docs/method.md section 5)"})
-    k: int = field(default=4, metadata={"help": "candidates per segment (tts-*) or responses (best-of-n)"})
-    w: int = field(default=1, metadata={"help": "steps per segment (the paper: 32 of 256)"})
-    select: str = field(default="vote", metadata={"help": "best-of-n choice: vote (majority) | reward"})
+    k: int = field(default=4, metadata={"help": "candidates per segment (tts-*) or responses (best-of-n); each "
+                                                "is a copy of the batch", "min": 1, "max": MAX_CANDIDATES})
+    w: int = field(default=1, metadata={"help": "steps per segment (the paper: 32 of 256)", "min": 1})
+    select: str = field(default="vote", metadata={"help": "best-of-n choice: vote (majority) | reward",
+                                                  "choices": SELECT})
     greedy_candidate: bool | None = field(default=None, metadata={
         "help": "one of the k candidates (the first) continues greedily (temperature 0), so the search "
                 "can always keep the greedy path (default: on for tts-mro and best-of-n; off for tts-cbr, "
                 "whose confidence score ranks the greedy candidate first at every w = 1 segment, which "
                 "would make the search greedy decoding: docs/method.md section 5)"})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.k < 1:
-            raise MroError(f"k must be >= 1, got {self.k}")
-        if self.w < 1:
-            raise MroError(f"w must be >= 1, got {self.w}")
-        if self.select not in SELECT:
-            raise MroError(f"select must be one of {', '.join(SELECT)}, got {self.select!r}")
 
     def greedy_for(self, decode: str) -> bool:
         """``greedy_candidate``, or when unset the default of the search ``decode``."""
@@ -125,10 +120,10 @@ def tts_mro(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generator
     def score(cands: Trajectory, seg: tuple[int, int], final: bool) -> torch.Tensor:
         intra = reward.intra(cands, [seg], generator=generator)
         q = None
-        if final and reward.weights.w_q:
+        if final and reward.has_inter:
             texts = reward.texts(cands)
-            q = reward.quality(texts, targets=reward.vote_targets(texts, search.k)).to(intra.device)
-        return group_returns(intra, None, q, w_q=reward.weights.w_q if final else 0.0)[:, 0]
+            q = reward.inter(texts, targets=reward.vote_targets(texts, search.k)).to(intra.device)
+        return group_returns(intra, None, q, w_q=0.0 if q is None else 1.0)[:, 0]  # inter carries its weights
 
     traj, history = segment_search(model, prompts, responses, cfg, search.k, search.w, score, generator,
                                     search.greedy_for("tts-mro"))
@@ -172,8 +167,8 @@ def best_of_n(model: DiffusionLM, prompts, responses, cfg: DecodeConfig, generat
             out = [float(a is not None and t is not None and task.same_answer(a, t)) for a, t in zip(answers, targets)]
             return torch.tensor(out, device=cands.tokens.device)
         intra = reward.intra(cands, [(0, cfg.steps)], generator=generator)
-        q = reward.quality(texts, targets=reward.vote_targets(texts, k)).to(intra.device) if reward.weights.w_q else None
-        return group_returns(intra, None, q, w_q=reward.weights.w_q)[:, 0]
+        q = reward.inter(texts, targets=reward.vote_targets(texts, k)).to(intra.device) if reward.has_inter else None
+        return group_returns(intra, None, q, w_q=0.0 if q is None else 1.0)[:, 0]  # inter carries its weights
 
     traj, history = segment_search(model, prompts, responses, cfg, k, cfg.steps, score, generator,
                                     search.greedy_for("best-of-n"))
