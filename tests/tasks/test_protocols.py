@@ -40,14 +40,14 @@ def test_d1_prompt_is_d1s_system_prompt_in_the_user_turn():
     system, user = build_prompt("gsm8k", GSM, "d1")
     assert system is None
     assert user == D1_GSM8K_USER
-    assert response_prefix("d1", "gsm8k") == "<reasoning>"
+    assert response_prefix("d1") == "<reasoning>"
     assert get_task("gsm8k").prompt(GSM, "d1") == (None, D1_GSM8K_USER)
 
 
 def test_mro_prompt_few_shot_with_think_tags():
     shot = Example(id="s", question="What is 2 + 2?", answer="4", data={"reasoning": "2 + 2 = 4."})
     assert build_prompt("gsm8k", GSM, "mro", shots=[shot]) == (MRO_GSM8K_SYSTEM, MRO_GSM8K_USER_ONE_SHOT)
-    assert response_prefix("mro", "gsm8k") == ""
+    assert response_prefix("mro") == ""
     system, user = get_task("gsm8k").prompt(GSM, "mro")  # the 4 built-in shots
     assert system == MRO_GSM8K_SYSTEM
     assert user.count("Question: ") == 5 and user.count("<think>") == 4

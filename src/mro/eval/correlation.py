@@ -24,13 +24,13 @@ import torch
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from mro.config import check_fields, to_dict
+from mro.config import to_dict
 from mro.errors import MroError
-from mro.eval.harness import EvalConfig, decode_config, encode_examples, load_examples
 from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
-from mro.io import OutputLock, atomic_write_json, atomic_write_text, check_output_folder, read_json
-from mro.models import load_model
-from mro.rewards.multi import MultiReward, RewardConfig
+from mro.eval.setup import EvalConfig, prepare_eval
+from mro.io import OutputLock, atomic_write_json, atomic_write_text, read_json
+from mro.models.hf import resolve_device
+from mro.rewards.multi import MultiReward
 from mro.rewards.quality import majority_vote
 from mro.rewards.verification import per_step_bounds
 from mro.sampling import generate
@@ -40,110 +40,96 @@ QUANTILES = 5
 
 
 @dataclass
-class CorrelationConfig(RewardConfig):
-    """Correlation of intra/inter-sequence scores with accuracy (paper Fig. 1, Table 3)."""
+class CorrelationConfig(EvalConfig):
+    """Correlation of intra/inter-sequence scores with accuracy (paper Fig. 1, Table 3): the problems,
+    prompts and decode settings of ``mro eval`` (one step count, vanilla decoding), decoded once per
+    seed ``0..seeds-1``."""
 
-    model: str = field(default="sudoku-tiny", metadata={"help": "model name or path"})
-    task: str = field(default="sudoku", metadata={"help": "task name"})
-    data: str | None = field(default=None, metadata={"help": "data file (default: the task's generator)"})
-    n: int = field(default=500, metadata={"help": "problems", "min": 1, "max": 100_000})
+    tv_tokens: str = field(default="1", metadata={"help": "tokens verified per step: a number or 'all'"})
     task_options: str | None = field(default=None, metadata={
         "help": "generator options k=v,... (default: the task's, e.g. sudoku's min_blanks=10,max_blanks=12)"})
-    data_seed: int = field(default=1234, metadata={"help": "seed of the generated problems"})
-    protocol: str = field(default="tiny", metadata={"help": "prompt protocol"})
     seeds: int = field(default=5, metadata={"help": "decoding runs per problem (seeds 0..N-1)", "min": 2, "max": 1000})
-    steps: int | None = field(default=None, metadata={"help": "denoising steps", "min": 1})
-    tokens_per_step: float | None = field(default=4, metadata={"help": "or: tokens per step", "gt": 0})
-    gen_length: int | None = field(default=None, metadata={"help": "response length (default: the task's)"})
-    block_length: int | None = field(default=None, metadata={"help": "block length", "min": 1})
-    temperature: float = field(default=0.5, metadata={"help": "sampling temperature (> 0: runs must differ)"})
+    tokens_per_step: list[float] | None = field(default_factory=lambda: [4], metadata={
+        "help": "or: tokens per step", "gt": 0})
+    temperature: float | None = field(default=0.5, metadata={
+        "help": "sampling temperature (> 0: runs must differ)", "gt": 0})
     batch_size: int = field(default=250, metadata={"help": "problems per batch", "min": 1})
     bootstrap: int = field(default=1000, metadata={
         "help": "bootstrap resamples for the Spearman interval", "min": 10, "max": 1_000_000})
     out: str = field(default="runs/correlation", metadata={"help": "output folder"})
-    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
 
     def __post_init__(self):
-        super().__post_init__()
-        check_fields(self)
-        check_output_folder(self.out)
         if self.task_options is None:
             self.task_options = get_task(self.task).default_options
-        if self.seeds < 2:
-            raise MroError(f"seeds must be >= 2 (the inter score votes across runs), got {self.seeds}")
-        if self.temperature <= 0:
+        if self.steps:  # a step count replaces the default tokens per step
+            self.tokens_per_step = None
+        super().__post_init__()
+        if self.decode != "vanilla":
+            raise MroError("the correlation analysis decodes with --decode vanilla (its runs are the seeds)")
+        if self.seed != 0:
+            raise MroError("the correlation analysis runs seeds 0..N-1 (--seeds N); --seed is not used")
+        if self.temperature is None:
             raise MroError("temperature must be > 0: at temperature 0 every run is the same")
+        if any(v and len(v) > 1 for v in (self.steps, self.tokens_per_step, self.threshold)):
+            raise MroError("the correlation analysis decodes at one setting; give a single --steps, "
+                           "--tokens-per-step or --threshold")
 
 
-def _as_eval(cfg: CorrelationConfig) -> EvalConfig:
-    return EvalConfig(model=cfg.model, task=cfg.task, data=cfg.data, n=cfg.n, task_options=cfg.task_options,
-                      data_seed=cfg.data_seed, protocol=cfg.protocol, gen_length=cfg.gen_length,
-                      steps=[cfg.steps] if cfg.steps else None,
-                      tokens_per_step=None if cfg.steps else [cfg.tokens_per_step],
-                      block_length=cfg.block_length, temperature=cfg.temperature, progress=False)
+#: fields that do not change the decoded rows (the bootstrap only reads them)
+_NOT_ROWS = ("out", "bootstrap", "progress")
 
 
 def decode_and_score(cfg: CorrelationConfig, out: Path, settings: tuple[Path, dict] | None = None
-                     ) -> tuple[list[dict], dict]:
-    """Decode every (seed, problem) and write its intra score and answer (resumable).
+                     ) -> tuple[list[dict], dict, MultiReward]:
+    """Decode every (seed, problem) and write its intra score and answer (resumable); return the
+    rows, what produced them and the multi-reward that scored them.
 
     ``settings``: ``(path, data)`` written once everything is loaded, before the first row."""
-    task = get_task(cfg.task)
-    ecfg = _as_eval(cfg)
-    examples, source = load_examples(task, ecfg)
-    model = load_model(cfg.model, device="cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if cfg.device == "auto" else cfg.device))
-    prompts, responses, gen_length = encode_examples(task, model, examples, ecfg)
-    most = max(sum(t == model.mask_token_id for t in r) for r in responses) if responses else gen_length
-    steps = cfg.steps or max(1, math.ceil(most / cfg.tokens_per_step))
-    if steps > gen_length:
-        raise MroError(f"steps {steps} exceed the {gen_length} response positions; use at most {gen_length}")
-    dcfg = decode_config(ecfg, gen_length, steps)
-    reward = MultiReward(model, task, cfg)
+    setup = prepare_eval(cfg, need_reward=True)
+    task, model, reward, setting = setup.task, setup.model, setup.reward, setup.grid[0]
     if settings is not None:
         atomic_write_json(*settings)
     path = out / "responses.jsonl"
     done = {(r["seed"], r["index"]) for r in repair_jsonl(path)}
-    batches = [(s, j) for s in range(cfg.seeds) for j in range(0, len(examples), cfg.batch_size)]
-    for seed, lo in tqdm(batches, desc="correlation", unit="batch"):
-        idx = list(range(lo, min(len(examples), lo + cfg.batch_size)))
+    batches = [(s, j) for s in range(cfg.seeds) for j in range(setup.n_batches)]
+    for seed, j in tqdm(batches, desc="correlation", unit="batch", disable=not cfg.progress):
+        idx = setup.batch(j)
         if all((seed, i) in done for i in idx):
             continue
-        gen = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + lo)
-        traj = generate(model, [prompts[i] for i in idx], dcfg,
-                        responses=[responses[i] for i in idx] if responses else None, generator=gen)
+        gen = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + idx[0])
+        prompts, responses = setup.problems.rows(idx)
+        traj = generate(model, prompts, setting.decode, responses=responses, generator=gen)
         per_step = reward.intra(traj, per_step_bounds(traj.steps_done), generator=gen)
         texts = reward.texts(traj)
         rows = []
         for b, i in enumerate(idx):
-            ex = examples[i]
+            ex = setup.examples[i]
             metrics = task.score(ex, texts[b])
             rows.append({"seed": seed, "index": i, "id": ex.id, "response": texts[b],
                          "answer": _plain(task.extract(texts[b])), "intra": float(per_step[b].sum()),
                          "correct": metrics[task.metrics[0]], "metrics": metrics})
         append_jsonl(path, rows)
-    meta = {"model": model.describe(), "task": task.name, "data": source, "steps": steps,
-            "tokens_per_step": round(most / steps, 3), "decoding": to_dict(dcfg)}
-    return read_jsonl(path), meta
+    meta = {"model": model.describe(), "task": task.name, "data": setup.source, "steps": setting.steps,
+            "tokens_per_step": round(setting.tokens_per_step, 3), "decoding": to_dict(setting.decode)}
+    return read_jsonl(path), meta, reward
 
 
 def _plain(x):
     return x if isinstance(x, (str, int, float, type(None))) else str(x)
 
 
-def add_inter(rows: list[dict], task, reward_cfg: RewardConfig) -> None:
-    """Inter score of every response: R_q against the majority vote of its problem's runs."""
-    from mro.rewards.quality import quality_reward
-
+def add_inter(rows: list[dict], reward: MultiReward) -> None:
+    """Inter score of every response: ``R_q`` (unweighted, through the multi-reward's ``q`` term)
+    against the majority vote of its problem's runs; no correctness term where no run had an answer."""
     by_problem: dict[int, list[dict]] = {}
     for r in rows:
         by_problem.setdefault(r["index"], []).append(r)
     for runs in by_problem.values():
         runs.sort(key=lambda r: r["seed"])
-        target = majority_vote([r["answer"] for r in runs], task.same_answer)
-        for r in runs:
-            cw = reward_cfg.correct_weight if target is not None else 0.0
-            r["inter"] = quality_reward(task, None, r["response"], target, cw, reward_cfg.format_weight)
+        target = majority_vote([r["answer"] for r in runs], reward.task.same_answer)
+        values = reward.term("q", [r["response"] for r in runs], [target] * len(runs), None)
+        for r, v in zip(runs, values.tolist()):
+            r["inter"] = v
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -263,9 +249,8 @@ def run_correlation(cfg: CorrelationConfig) -> dict:
 def _run_locked(cfg: CorrelationConfig, out: Path) -> dict:
     cfg_path = out / "config.json"
     # the bootstrap only reads the rows; every other field (batch size and device included) shapes them
-    mine = json.loads(json.dumps({k: v for k, v in to_dict(cfg).items() if k not in ("out", "bootstrap")}))
-    mine["device"] = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else (
-        "cpu" if cfg.device == "auto" else cfg.device.split(":")[0])
+    mine = json.loads(json.dumps({k: v for k, v in to_dict(cfg).items() if k not in _NOT_ROWS}))
+    mine["device"] = resolve_device(cfg.device).type
     if cfg_path.is_file():
         old = read_json(cfg_path, "run settings file")
         if old != mine:
@@ -273,8 +258,8 @@ def _run_locked(cfg: CorrelationConfig, out: Path) -> dict:
                 else ["settings"]
             raise MroError(f"{out} holds a correlation run with other settings ({diff[0]} differs); resume "
                            "with the same settings or use a new --out")
-    rows, meta = decode_and_score(cfg, out, settings=None if cfg_path.is_file() else (cfg_path, mine))
-    add_inter(rows, get_task(cfg.task), cfg)
+    rows, meta, reward = decode_and_score(cfg, out, settings=None if cfg_path.is_file() else (cfg_path, mine))
+    add_inter(rows, reward)
     result = analyze(rows, cfg.seeds, cfg.bootstrap)
     result.update({"meta": meta, "config": mine, "hardware": hardware(), "date": now()})
     atomic_write_json(out / "summary.json", result)

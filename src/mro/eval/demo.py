@@ -16,15 +16,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mro.config import check_fields
+from mro.config import Config
 from mro.errors import MroError
 from mro.eval.harness import EvalConfig, run_eval
+from mro.eval.report import print_table
 from mro.io import check_output_folder
 from mro.tasks import get_task
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(Config):
     """Run the embedded default end to end."""
 
     n: int = field(default=500, metadata={"help": "held-out puzzles", "min": 1, "max": 100_000})
@@ -45,7 +46,7 @@ class DemoConfig:
         "help": "tokens committed per step in the Countdown section", "gt": 0})
 
     def __post_init__(self):
-        check_fields(self)
+        super().__post_init__()
         check_output_folder(self.out)
         if not self.tokens_per_step or not self.countdown_tokens_per_step:
             raise MroError("tokens_per_step and countdown_tokens_per_step need at least one value")
@@ -73,8 +74,6 @@ SUDOKU = Section("sudoku-tiny", "sudoku", "min_blanks=10,max_blanks=12",
 COUNTDOWN = Section("countdown-tiny", "countdown", "n_numbers=3,max_number=100,max_target=100",
                     "held-out 3-number Countdown (numbers 1-100, targets up to 100; any expression that hits "
                     "the target counts)", (("RS", "countdown-tiny-rs"), ("RL", "countdown-tiny-rl")))
-#: trained models the Sudoku section adds when they are shipped: (label, built-in name)
-TRAINED = SUDOKU.trained
 NAMES = {"vanilla": "vanilla (greedy)", "TTS-MRO": "TTS-MRO k=4", "RS": "RS-trained (greedy)",
          "RL": "RL-trained (greedy)"}
 
@@ -83,7 +82,9 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict:
     """The Sudoku section, then (when ``countdown-tiny`` is shipped) the Countdown one."""
     from mro.models.load import builtin_models
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        console.soft_wrap = not console.is_terminal  # a log keeps each line whole
     out = {"sudoku": run_section(SUDOKU, cfg, cfg.n, cfg.tokens_per_step, cfg.folder(), console)}
     if cfg.countdown and COUNTDOWN.model in builtin_models():
         out["countdown"] = run_section(COUNTDOWN, cfg, cfg.countdown_n, cfg.countdown_tokens_per_step,
@@ -114,17 +115,21 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
             runs[label] = run_eval(EvalConfig(model=name, **common, out=str(folder / name)))
     metric = get_task(section.task).metrics[0]  # the solved rate: sudoku's "solved", countdown's "correct"
     table = Table(title=f"{section.task}: solved % vs tokens per step ({n} held-out problems)")
-    for col in ("tokens/step", "steps", *(NAMES[k] for k in runs), "DLM forwards/problem (vanilla | TTS-MRO)"):
+    cost = ("DLM forwards/problem", "tokens/forward")
+    for col in ("tokens/step", "steps", *(NAMES[k] for k in runs),
+                *(f"{c} (vanilla | TTS-MRO)" if "TTS-MRO" in runs else f"{c} (vanilla)" for c in cost)):
         table.add_column(col, justify="right")
     for r in runs["vanilla"]["results"]:
         same = {name: next((x for x in s["results"] if x["steps"] == r["steps"]), None) for name, s in runs.items()}
         row = [f"{r['tokens_per_step']:g}", str(r["steps"])]
         row += [f"{100 * x[metric]:.1f}" if x else "-" for x in same.values()]
-        nfe = f"{r['nfe_per_example']:.0f}"
+        nfe, tpf = f"{r['nfe_per_example']:.0f}", f"{r['tokens_per_forward']:.2f}"
         if "TTS-MRO" in runs:
-            nfe += f" | {same['TTS-MRO']['nfe_per_example']:.0f}" if same["TTS-MRO"] else " | -"
-        table.add_row(*row, nfe)
-    console.print(table)
+            tts = same["TTS-MRO"]
+            nfe += f" | {tts['nfe_per_example']:.0f}" if tts else " | -"
+            tpf += f" | {tts['tokens_per_forward']:.2f}" if tts else " | -"
+        table.add_row(*row, nfe, tpf)
+    print_table(console, table)
     plot = folder / "accuracy_vs_tokens_per_step.png"
     plot_runs(runs, NAMES, plot, f"{section.model} on {n} held-out problems", metric)
     console.print(f"plot (every decoding on one chart): {plot}")
@@ -135,7 +140,8 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
 
 
 def plot_runs(runs: dict, names: dict, path: Path, title: str, metric: str = "solved") -> None:
-    """Solved % against tokens per step, one curve per decoding / model."""
+    """Solved % against tokens per step and against DLM forwards per problem (the cost view,
+    where the search's extra forwards show), one curve per decoding / model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,15 +149,19 @@ def plot_runs(runs: dict, names: dict, path: Path, title: str, metric: str = "so
 
     from mro.io import atomic_save
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, (ax, ax_f) = plt.subplots(1, 2, figsize=(12, 4.2))
     for key, s in runs.items():
-        xs = [r["tokens_per_step"] for r in s["results"]]
-        ax.plot(xs, [100 * r[metric] for r in s["results"]], marker="o", label=names[key])
+        ys = [100 * r[metric] for r in s["results"]]
+        ax.plot([r["tokens_per_step"] for r in s["results"]], ys, marker="o", label=names[key])
+        ax_f.plot([r["nfe_per_example"] for r in s["results"]], ys, marker="o", label=names[key])
     ax.set_xlabel("tokens committed per step")
-    ax.set_ylabel("solved %")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax_f.set_xlabel("DLM forwards per problem (log scale)")
+    ax_f.set_xscale("log")
+    for a in (ax, ax_f):
+        a.set_ylabel("solved %")
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.suptitle(title)
     fig.tight_layout()
     atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)

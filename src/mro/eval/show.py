@@ -15,13 +15,8 @@ from rich.console import Console
 from rich.text import Text
 
 from mro.errors import MroError
+from mro.eval.setup import EvalConfig, batch_generator, prepare_eval
 from mro.io import output_folder
-from mro.eval.harness import (EvalConfig, batch_generator, decode_config, encode_examples, load_examples,
-                              step_grid)
-from mro.models import load_model
-from mro.rewards.multi import MultiReward
-from mro.search import get_decoder
-from mro.tasks import get_task
 
 
 @dataclass
@@ -33,11 +28,10 @@ class ShowConfig(EvalConfig):
     out: str = field(default="runs/show", metadata={"help": "output folder of the PNG and HTML pages"})
 
     def __post_init__(self):
-        if self.index < 0:
-            raise MroError(f"index must be >= 0 (0 is the first example), got {self.index}")
         super().__post_init__()
-        if self.steps and len(self.steps) > 1 or self.tokens_per_step and len(self.tokens_per_step) > 1:
-            raise MroError("mro show decodes with one step count; give a single --steps or --tokens-per-step")
+        if any(v and len(v) > 1 for v in (self.steps, self.tokens_per_step, self.threshold)):
+            raise MroError("mro show decodes with one setting; give a single --steps, --tokens-per-step or "
+                           "--threshold")
 
 
 def _token_text(tok, t: int, mask_id: int) -> str:
@@ -56,35 +50,17 @@ def decode_one(cfg: ShowConfig):
     examples; so this loads the same ``n`` examples, decodes the whole batch that holds the
     example with the same generator, and keeps its row.
     """
-    task = get_task(cfg.task)
-    examples, _ = load_examples(task, EvalConfig(**_fields(cfg)))
-    if cfg.index >= len(examples):
-        raise MroError(f"index {cfg.index} is out of range: the evaluation has {len(examples)} examples "
+    setup = prepare_eval(cfg)
+    if cfg.index >= len(setup.examples):
+        raise MroError(f"index {cfg.index} is out of range: the evaluation has {len(setup.examples)} examples "
                        "(raise --n or give a larger data file)")
-    device = cfg.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(cfg.model, device=device, dtype=cfg.dtype)
-    prompts, responses, gen_length = encode_examples(task, model, examples, cfg)
-    most = max(sum(t == model.mask_token_id for t in r) for r in responses) if responses else gen_length
-    steps = step_grid(cfg, most, gen_length)[0][0]
-    dcfg = decode_config(cfg, gen_length, steps)
-    reward = None
-    if cfg.decode == "tts-mro" or (cfg.decode == "best-of-n" and cfg.select == "reward"):
-        reward = MultiReward(model, task, cfg)
+    setting = setup.grid[0]
     j = cfg.index // cfg.batch_size
-    idx = list(range(j * cfg.batch_size, min(len(examples), (j + 1) * cfg.batch_size)))
+    idx = setup.batch(j)
     row = cfg.index - idx[0]
-    res = get_decoder(cfg.decode)(model, [prompts[i] for i in idx], [responses[i] for i in idx] if responses else None,
-                                  dcfg, task=task, search=cfg, reward=reward,
-                                  generator=batch_generator(cfg.seed, steps, j, model.device))
+    res = setup.run(setting, idx, batch_generator(cfg.seed, setting.steps, j, setup.model.device))
     details = res.details[row] if res.details else {}
-    return model, task, examples[cfg.index], res.trajectory.index([row]), details, dcfg
-
-
-def _fields(cfg: ShowConfig) -> dict:
-    from dataclasses import fields
-    return {f.name: getattr(cfg, f.name) for f in fields(EvalConfig)}
+    return setup.model, setup.task, setup.examples[cfg.index], res.trajectory.index([row]), details, setting.decode
 
 
 def render_terminal(model, traj, details: dict, console: Console) -> None:

@@ -54,8 +54,13 @@ def get_decoder(name: str) -> Decoder:
 @register_decoder("vanilla")
 def vanilla(model: DiffusionLM, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]] | None,
             cfg: DecodeConfig, generator: torch.Generator | None = None, **_) -> DecodeResult:
-    """Plain LLaDA decoding."""
+    """Plain LLaDA decoding. Under threshold decoding a row costs the steps at which it committed
+    something (what decoding it alone takes; in a batch it idles while other rows finish a block)."""
     traj = generate(model, prompts, cfg, responses=responses, generator=generator)
     per_forward = 2 if cfg.cfg_scale > 0 else 1
-    return DecodeResult(trajectory=traj, nfe=[float(traj.steps_done * per_forward)] * traj.batch_size,
-                        scorer_calls=[0.0] * traj.batch_size)
+    if cfg.threshold is None:
+        steps = [float(traj.steps_done)] * traj.batch_size
+    else:
+        ran = torch.arange(traj.steps_done, device=traj.commit_step.device)
+        steps = (traj.commit_step[:, :, None] == ran).any(1).sum(-1).float().tolist()
+    return DecodeResult(trajectory=traj, nfe=[s * per_forward for s in steps], scorer_calls=[0.0] * traj.batch_size)

@@ -12,7 +12,7 @@ training stream never emits a test problem (``split="train"`` vs ``split="test"`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Iterator
+from typing import Any
 
 from mro.tasks.example import Example, TinyInput, heldout_bucket, last_answer_block, tiny_batch
 from mro.tasks.protocols import build_prompt
@@ -36,13 +36,6 @@ class Task(ABC):
     @abstractmethod
     def generate(self, n: int, seed: int, split: str = "test", **options) -> list[Example]:
         """``n`` problems from the generator, deterministic in ``seed``, from one split."""
-
-    def stream(self, seed: int, split: str = "train", **options) -> Iterator[Example]:
-        """An endless deterministic stream of problems (training data)."""
-        chunk = 0
-        while True:
-            yield from self.generate(1024, seed * 1_000_003 + chunk, split=split, **options)
-            chunk += 1
 
     @abstractmethod
     def load(self, path: str) -> list[Example]:

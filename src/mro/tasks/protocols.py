@@ -196,7 +196,7 @@ def build_prompt(task, example: Example, protocol: str | Protocol,
     return system, "\n\n".join(blocks)
 
 
-def response_prefix(protocol: str | Protocol, task_name: str = "") -> str:
+def response_prefix(protocol: str | Protocol) -> str:
     """Text the response starts with (d1: ``<reasoning>``; mro: nothing)."""
     return get_protocol(protocol).response_prefix
 
@@ -205,9 +205,8 @@ def prompt_ids(model, task, example: Example, protocol: str | Protocol,
                shots: list[Example] | None = None) -> list[int]:
     """Token ids of ``example``'s prompt for ``model`` (a ``DiffusionLM``): :func:`build_prompt`
     through ``model.encode_prompt`` (chat template when the tokenizer has one) plus the prefix."""
-    name = task if isinstance(task, str) else task.name
     system, user = build_prompt(task, example, protocol, shots)
-    return model.encode_prompt(user, system, prefix=response_prefix(protocol, name))
+    return model.encode_prompt(user, system, prefix=response_prefix(protocol))
 
 
 # --- built-in few-shot examples (hand-written; tests check every answer) ------------------------
