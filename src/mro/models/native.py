@@ -18,6 +18,7 @@ differ (weight names, q/k/v biases, rotary precision, padding, Dream's shifted l
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import torch
@@ -162,10 +163,35 @@ def _first_line(error: Exception) -> str:
     return (mismatch or lines or [type(error).__name__])[0]
 
 
+def _check_weights(cls, config, folder: Path) -> None:
+    """A local folder's safetensors headers (every shard) against the weights ``config`` needs."""
+    from safetensors import safe_open
+
+    shapes: dict[str, list[int]] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as f:
+            shapes.update({k: list(f.get_slice(k).get_shape()) for k in f.keys()})
+    if not shapes:
+        return  # no safetensors: from_pretrained names what it looked for
+    with torch.device("meta"):
+        needed = {k: list(v.shape) for k, v in cls(config).state_dict().items()}
+    missing = [k for k in needed if k not in shapes]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MroError(f"cannot load model folder {folder}: weight {missing[0]}{more} is missing from its "
+                       f"safetensors files; the config ({config.model_type}) needs it")
+    for k, shape in needed.items():
+        if shapes[k] != shape:
+            raise MroError(f"cannot load model folder {folder}: weight {k} has shape {shapes[k]}, its "
+                           f"config.json needs {shape}")
+
+
 def load_native(cls, name: str, torch_dtype: torch.dtype, dtype_kwarg: str, hub: dict):
     """``cls.from_pretrained`` (safetensors, sharded with an index too) and the tokenizer, no remote
     code; a weight the config needs that the folder lacks, or one of another shape, is one line."""
     config = cls.config_class.from_pretrained(name, **hub)  # the config classes reject what they cannot run
+    if Path(name).is_dir():
+        _check_weights(cls, config, Path(name))
     try:
         module, info = cls.from_pretrained(name, config=config, output_loading_info=True,
                                            **{dtype_kwarg: torch_dtype}, **hub)
