@@ -5,6 +5,10 @@
 #      (BERT-base shape, random weights, built from a config: no downloads), timed, with a
 #      GPT-2-small-shaped PPL scorer for tts-mro. Random weights: the timings are real, the
 #      answers are not.
+#   3. KV-cache decoding speed (--cache none | prefix | dual, and LLaDA's reference loop) of native
+#      LLaDA and Dream at the real LLaDA-8B and Dream-7B shapes in bf16 (random weights drawn on
+#      the GPU), prompt 256 + 256, block 32, 128 steps, batch 1 and 8, every block timed
+#      (benchmarks/cache_speed.py; SIZE=tiny: the scaled CPU shape, one block, batch 1).
 #
 #   bash benchmarks/gpu_smoke.sh                         # CUDA, BERT-base size
 #   DEVICE=cpu SIZE=tiny bash benchmarks/gpu_smoke.sh    # a quick dry run of the script on CPU
@@ -104,3 +108,11 @@ with open(path, "w") as f:
     json.dump(out, f, indent=2)
 print("wrote", path)
 EOF
+
+echo "== 3. KV-cache decoding speed, native LLaDA and Dream ($SIZE)"
+if [ "$SIZE" = base ]; then
+  CACHE_ARGS=(--shape full --device "$DEVICE" --dtype bf16 --blocks 8 --batch 1,8)
+else
+  CACHE_ARGS=(--shape scaled --device "$DEVICE" --blocks 1 --batch 1 --models llada)
+fi
+timeout 500 "$PY" benchmarks/cache_speed.py "${CACHE_ARGS[@]}" --out "$RESULTS"

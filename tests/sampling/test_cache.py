@@ -186,3 +186,21 @@ def test_refusals_are_one_line(tiny_model):
     assert not causal.supports_kv_cache
     with pytest.raises(MroError, match="cannot cache"):
         generate(causal, prompts(1), DecodeConfig(cache="prefix"))
+
+
+def test_a_masked_lm_without_a_cache_is_refused_in_one_line():
+    """A transformers masked LM (BERT) has no bidirectional KV cache: --cache dual is one line."""
+    from tokenizers import Tokenizer, models
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    from mro.models.hf import HFDiffusionLM
+
+    words = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, **{f"w{i}": i for i in range(3, 40)}}
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(words, unk_token="[UNK]")),
+                                  unk_token="[UNK]", pad_token="[PAD]", mask_token="[MASK]")
+    cfg = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    bert = HFDiffusionLM.from_module(BertForMaskedLM(cfg).eval(), tok, name="tiny-bert")
+    assert not bert.supports_kv_cache
+    with pytest.raises(MroError) as err:
+        generate(bert, [[5, 6]], DecodeConfig(gen_length=4, steps=2, cache="dual"))
+    assert str(err.value) == "--cache dual: model tiny-bert cannot cache keys and values; use --cache none"
