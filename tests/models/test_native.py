@@ -201,6 +201,20 @@ def test_llada_options_tied_head_qkv_bias_and_multi_query():
     assert random_model(llada_config(include_qkv_bias=True)).module.model.transformer.blocks[0].q_proj.bias is not None
 
 
+@pytest.mark.parametrize("kind", ["llada", "dream"])
+def test_rotary_angles_stay_float32_in_a_bf16_model(kind):
+    """``module.to(bf16)`` casts buffers; rotary frequencies rounded to bf16 would shift every angle."""
+    make_cfg, _ = REFERENCES[kind]
+    model = random_model(make_cfg(), seed=1, dtype=torch.bfloat16)
+    ids, am = batch()
+    with torch.no_grad():
+        low = model.logits(ids, am).float()
+        model.module.to(torch.float32)
+        high = model.logits(ids, am)
+    assert model.module.rotary.inv_freq.dtype == torch.float32
+    assert (real(low, am, kind) - real(high, am, kind)).abs().max() < 0.05
+
+
 def test_unsupported_llada_option_is_one_line():
     with pytest.raises(MroError, match=r"block_type='sequential'.*remote_code") as err:
         random_model(llada_config(block_type="sequential"))

@@ -90,6 +90,9 @@ class NativeLM:
         must be the whole sequence; with it, positions outside the window are read from it.
         """
         x = self._embed(input_ids[:, lo:hi])
+        inv = self.rotary.inv_freq
+        if inv.dtype != torch.float32:  # module.to(bf16) casts buffers too; rotary angles stay float32
+            self.rotary.inv_freq = self.rotary.original_inv_freq.to(device=inv.device, dtype=torch.float32)
         rope = torch.empty(0, dtype=self._rope_dtype(x.dtype), device=x.device)
         cos, sin = self.rotary(rope, positions[:, lo:hi])
         rows = mask if mask is None or mask.shape[2] == 1 else mask[:, :, lo:hi]
