@@ -22,7 +22,7 @@ def _train_sft(args):
 
 
 def _train_ar(args):
-    from mro.train.ar import ARConfig, train_ar
+    from mro.train.ppl_scorer import ARConfig, train_ar
 
     out = train_ar(from_args(ARConfig, args))
     print(f"saved scorer to {out}")
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mro.eval.demo import DemoConfig
     from mro.eval.harness import EvalConfig
     from mro.eval.show import ShowConfig
-    from mro.train.ar import ARConfig
+    from mro.train.ppl_scorer import ARConfig
     from mro.train.rejection import RSConfig
     from mro.train.rl import RLConfig
     from mro.train.sft import SFTConfig
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mro", description="Multi-Reward Optimization for masked diffusion LMs")
     verbs = parser.add_subparsers(dest="verb", required=True)
     train = verbs.add_parser("train", help="train a model").add_subparsers(dest="mode", required=True)
-    sft = train.add_parser("sft", help="masked-diffusion SFT of the built-in tiny model on a task")
+    sft = train.add_parser("sft", help="masked-diffusion SFT: the built-in tiny model on a task, or any model on prompt/response pairs")
     add_arguments(sft, SFTConfig)
     sft.set_defaults(func=_train_sft)
     ar = train.add_parser("ar", help="train the built-in tiny causal LM that scores perplexity (R_ppl)")
