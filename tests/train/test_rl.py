@@ -14,7 +14,8 @@ from mro.sampling import DecodeConfig, generate
 from mro.tasks import get_task
 from mro.tasks.base import tiny_batch
 from mro.train.loss import committed_logprobs
-from mro.train.rl import RLConfig, micro_batches, policy_loss, step_coefficients, train_rl
+from mro.train.rl import RLConfig, train_rl
+from mro.train.rl_objective import micro_batches, policy_loss, step_coefficients
 from mro.rewards.sgro import group_bounds
 
 QUICK = dict(prompts=4, rollouts=2, steps=[3], val_n=8, val_every=2, val_steps=[3], rewards="q",
@@ -109,7 +110,7 @@ def test_kill_and_resume_reproduce_the_uninterrupted_run(tmp_path, model_dir, mo
     calls = {"n": 0}
 
     def dies_at_update_3(*args, **kwargs):
-        if args[6] == 3:  # update index 3: after the checkpoint at update 2 and one more update
+        if args[2] == 3:  # update index 3: after the checkpoint at update 2 and one more update
             raise KeyboardInterrupt
         calls["n"] += 1
         return real(*args, **kwargs)
@@ -169,8 +170,8 @@ def test_two_processes_equal_one(tmp_path, model_dir):
     ({"lr": 0.0}, "lr must be"),
     ({"lr": -1e-4}, "lr must be"),
     ({"temperature": 0.0}, "temperature must be"),
-    ({"baseline": "mean"}, "baseline must be"),
-    ({"credit": "all"}, "credit must be"),
+    ({"baseline": "mean"}, "unknown baseline 'mean'"),
+    ({"credit": "all"}, "unknown credit 'all'"),
     ({"steps": [0]}, "steps must be"),
     ({"groups": -1}, "groups must be"),
     ({"kl_coef": float("nan")}, "kl_coef"),
@@ -201,7 +202,7 @@ def test_unknown_config_key_and_foreign_checkpoint_are_one_line_errors(tmp_path,
 def test_baselines_and_scaled_advantages():
     returns = torch.tensor([[1.0, 0.0], [3.0, 2.0], [0.0, 0.0], [4.0, 2.0]])  # 2 problems x K=2, 2 groups
     group = RLConfig(**{**QUICK, "baseline": "group"})
-    from mro.train.rl import advantages_of
+    from mro.train.rl_objective import advantages_of
 
     assert torch.equal(advantages_of(returns, group), torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-2.0, -1.0], [2.0, 1.0]]))
     batch = RLConfig(**{**QUICK, "baseline": "batch"})
@@ -231,7 +232,7 @@ def test_cosine_schedule_decays_to_a_tenth_and_fixes_updates(tmp_path, model_dir
         sched.step()
     assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[12] == pytest.approx(1e-4) == lrs[13]
-    with pytest.raises(MroError, match="lr_schedule must be constant or cosine"):
+    with pytest.raises(MroError, match="unknown lr_schedule 'linear'; choose from constant, cosine"):
         RLConfig(lr_schedule="linear")
     out = tmp_path / "run"
     train_rl(RLConfig(**QUICK, model=str(model_dir), updates=2, lr_schedule="cosine", out=str(out)))

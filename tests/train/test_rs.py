@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mro.errors import MroError
-from mro.train.rejection import RSConfig, read_dataset, train_rs, transition_batch
+from mro.train.rejection import RSConfig, train_rs, transition_batch
+from mro.train.rs_data import read_dataset
 
 QUICK = dict(problems=12, collect_batch=4, collect_steps=3, k=2, updates=4, batch_size=4, val_n=4,
              val_every=2, val_steps=[3], threads=1, progress=False, device="cpu", rewards="tv,q")
@@ -21,7 +22,7 @@ def test_collection_resumes_where_it_stopped(tmp_path, model_dir, monkeypatch):
     assert [r["batch"] for r in rows] == [0] * 4 + [1] * 4 + [2] * 4
     assert all(len(r["tokens"]) == len(r["commit_step"]) == 16 for r in rows)
     # interrupted while decoding batch 2, with a torn line left behind
-    import mro.train.rejection as rej
+    import mro.train.rs_data as rej
 
     real = rej.get_decoder
 

@@ -1,6 +1,7 @@
 """SFT: the loss follows the spec, training is seeded, checkpoints resume exactly."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +11,13 @@ from mro.models.tiny import TinyDLM
 from mro.train.loss import masked_diffusion_loss
 from mro.train.sft import SFTConfig, make_batch, train_sft
 
-SMALL = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, batch_size=8, log_every=1, warmup=2)
+SMALL = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, batch_size=8, log_every=1, warmup=2, progress=False)
+
+
+def records(final, kind="train"):
+    """The log records of a run (its folder holds final/)."""
+    lines = (Path(final).parent / "log.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
 
 
 def test_loss_never_masks_the_prompt_and_weights_by_one_over_t(tiny_model):
@@ -53,8 +60,7 @@ def test_batches_are_deterministic_and_mask_only_blanks():
 
 def test_training_logs_and_resume_is_exact(tmp_path, monkeypatch):
     straight = train_sft(SFTConfig(out=str(tmp_path / "a"), steps=6, save_every=3, **SMALL))
-    log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == list(range(1, 7))
+    assert [r["update"] for r in records(straight)] == list(range(1, 7))
     # an interrupted run: killed during step 5 (checkpoint at 3), then the same command resumes
     import mro.train.sft as sft
 
@@ -72,18 +78,16 @@ def test_training_logs_and_resume_is_exact(tmp_path, monkeypatch):
     with pytest.raises(MroError, match="--resume"):  # an existing run is never continued or overwritten silently
         train_sft(SFTConfig(out=str(tmp_path / "b"), steps=6, save_every=3, **SMALL))
     resumed = train_sft(SFTConfig(out=str(tmp_path / "b"), steps=6, save_every=3, resume=True, **SMALL))
-    log_a = (straight / "train_log.jsonl").read_text().splitlines()
-    log_b = (resumed / "train_log.jsonl").read_text().splitlines()
-    strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
-    assert strip(log_a) == strip(log_b)  # each step once, the running loss continued
+    strip = lambda recs: [{k: v for k, v in r.items() if k not in ("cpu_min", "wall_min")} for r in recs]
+    assert strip(records(straight)) == strip(records(resumed))  # each step once
     wa = TinyDLM.load(straight).module.state_dict()
     wb = TinyDLM.load(resumed).module.state_dict()
     assert all(torch.allclose(wa[k], wb[k]) for k in wa)
 
 
 def test_loss_decreases_quickly(tmp_path):
-    out = train_sft(SFTConfig(out=str(tmp_path / "c"), steps=40, lr=3e-3, **SMALL))
-    log = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    out = train_sft(SFTConfig(out=str(tmp_path / "c"), steps=40, lr=3e-3, **{**SMALL, "log_every": 10}))
+    log = [r["loss"] for r in records(out)]  # each line the mean of its 10 steps
     assert log[-1] < 0.8 * log[0]
 
 
@@ -94,12 +98,12 @@ def test_resume_with_another_config_is_refused(tmp_path):
 
 
 def test_truncated_checkpoint_and_missing_run_are_one_line_errors(tmp_path):
-    out = train_sft(SFTConfig(out=str(tmp_path / "e"), steps=2, save_every=1, **SMALL))
-    ckpt = out / "checkpoint.pt"
+    out = train_sft(SFTConfig(out=str(tmp_path / "e"), steps=2, save_every=1, **SMALL)).parent
+    ckpt = out / "checkpoint" / "pytorch_model.bin"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(MroError, match="damaged or not a checkpoint"):
         train_sft(SFTConfig(out=str(out), steps=4, resume=True, **SMALL))
-    with pytest.raises(MroError, match="holds no checkpoint"):
+    with pytest.raises(MroError, match="holds no run to continue"):
         train_sft(SFTConfig(out=str(tmp_path / "f"), steps=4, resume=True, **SMALL))
     assert not (tmp_path / "f").exists()  # a failed run leaves no empty folder behind
 
@@ -129,12 +133,12 @@ def test_task_options_reach_the_generator_and_bad_ones_are_one_line():
 
 def test_validation_lines_in_the_log(tmp_path):
     out = tmp_path / "v"
-    train_sft(SFTConfig(out=str(out), steps=4, val_every=2, val_n=8, val_steps=[2, 4], **SMALL))
-    rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
-    vals = [r for r in rows if "val" in r]
-    assert [r["step"] for r in vals] == [2, 4]
-    assert all(set(r["val"]) == {"2", "4"} and all(0 <= v <= 1 for v in r["val"].values()) for r in vals)
-    with pytest.raises(MroError, match="val_steps must be integers >= 1"):
+    final = train_sft(SFTConfig(out=str(out), steps=4, val_every=2, val_n=8, val_steps=[2, 4], **SMALL))
+    vals = records(final, "val")
+    assert [r["update"] for r in vals] == [2, 4]
+    assert all(set(r["solved"]) == {"2", "4"} and all(0 <= v <= 1 for v in r["solved"].values()) for r in vals)
+    assert (out / "best" / "model.safetensors").is_file() and (out / "curves.png").is_file()
+    with pytest.raises(MroError, match="val_steps must be >= 1"):
         SFTConfig(val_steps=[0])
 
 
@@ -157,22 +161,31 @@ def test_ordered_masks_are_suffixes_of_the_response():
         assert row == sorted(row)
     masked_diffusion_loss(model, tokens, maskable, generator=torch.Generator().manual_seed(0))
     assert any(r != sorted(r) for r in (model.seen[:, 3:] == 1).int().tolist())  # i.i.d. masks are not
-    with pytest.raises(MroError, match="ordered_masks must be in"):
+    with pytest.raises(MroError, match="ordered_masks must be <= 1"):
         SFTConfig(ordered_masks=1.5)
 
 
-def test_resume_a_checkpoint_from_before_a_field_existed(tmp_path):
+def test_resume_a_run_from_before_a_field_existed(tmp_path):
     out = tmp_path / "old"
     train_sft(SFTConfig(out=str(out), steps=2, save_every=2, **SMALL))
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    run = json.loads((out / "run.json").read_text())
     for added in ("ordered_masks", "task_options", "val_every"):
-        state["config"].pop(added)
-    torch.save(state, out / "checkpoint.pt")
+        run.pop(added)
+    (out / "run.json").write_text(json.dumps(run))
     train_sft(SFTConfig(out=str(out), steps=3, resume=True, **SMALL))  # missing fields read as their defaults
-    state["config"]["lr"] = 0.5
-    torch.save(state, out / "checkpoint.pt")
+    run["lr"] = 0.5
+    (out / "run.json").write_text(json.dumps(run))
     with pytest.raises(MroError, match="another config"):
         train_sft(SFTConfig(out=str(out), steps=4, resume=True, **SMALL))
+
+
+def test_a_run_of_an_older_mro_says_how_to_go_on(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    torch.save({"step": 2}, old / "checkpoint.pt")
+    with pytest.raises(MroError, match=r"older mro \(checkpoint.pt\).*--model") as err:
+        train_sft(SFTConfig(out=str(old), steps=4, resume=True, **SMALL))
+    assert "\n" not in str(err.value)
 
 
 def test_bf16_runs_the_forward_under_autocast_and_still_learns(tmp_path, monkeypatch):
@@ -190,7 +203,7 @@ def test_bf16_runs_the_forward_under_autocast_and_still_learns(tmp_path, monkeyp
     monkeypatch.setattr(sft, "masked_diffusion_loss", spy)
     out = train_sft(SFTConfig(out=str(tmp_path / "bf16"), steps=30, lr=3e-3, bf16=True, **SMALL))
     assert seen[:2] == [True, torch.bfloat16]
-    losses = [json.loads(x)["loss"] for x in (out / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records(out)]
     assert losses[-1] < losses[0]
     # the saved weights stay fp32
     assert all(p.dtype == torch.float32 for p in TinyDLM.load(str(out)).module.parameters())

@@ -1,4 +1,4 @@
-"""Training of the built-in tiny causal LM that scores perplexity (docs/method.md sections 3 and 9, ``R_ppl``).
+"""Training of the built-in tiny causal LM that scores perplexity, a plug-in of the training spine (docs/method.md sections 3 and 9, ``R_ppl``).
 
 The PPL reward scores response states with the mask tokens dropped, so the corpus is exactly
 that: reference responses of the task's training split, and, half of the time, the same with a
@@ -14,28 +14,26 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mro.errors import MroError
 from mro.models.tiny import TinyDLM
 from mro.tasks import get_task
-from mro.train.loop import TrainConfig, train
+from mro.train.problems import ProblemSource
+from mro.train.tiny_run import TinyRunConfig, create_tiny
+from mro.train.trainer import Plugin, Trainer
 
 
 @dataclass
-class ARConfig(TrainConfig):
+class ARConfig(TinyRunConfig):
     """Train the built-in tiny causal PPL scorer on a synthetic task's responses."""
 
     partial_fraction: float = field(default=0.5, metadata={
-        "help": "share of training texts with a random part of the generated positions dropped"})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not 0 <= self.partial_fraction <= 1:
-            raise MroError(f"partial_fraction must be in [0, 1], got {self.partial_fraction}")
+        "help": "share of training texts with a random part of the generated positions dropped", "min": 0, "max": 1})
+    val_every: int = field(default=0, metadata={
+        "help": "steps between validations (the loss on val_n held-out test-split responses); 0 = none", "min": 0})
 
 
 def corpus_batch(task, tokenizer, cfg: ARConfig, step: int) -> list[str]:
     """Texts of ``step`` (deterministic in seed and step)."""
-    examples = task.generate(cfg.batch_size, seed=cfg.seed * 1_000_003 + step, split="train", **cfg.generator_options())
+    examples = cfg.examples(task, step)
     g = torch.Generator().manual_seed(cfg.seed * 4_421 + step)
     texts = []
     for ex in examples:
@@ -57,16 +55,52 @@ def ar_loss(model: TinyDLM, texts: list[str]) -> torch.Tensor:
     batch = torch.full((len(ids), width), tok.pad_token_id, dtype=torch.long)
     for r, x in enumerate(ids):
         batch[r, :len(x)] = torch.tensor(x)
+    batch = batch.to(model.device)
     attn = (batch != tok.pad_token_id).long()
     logits = model.logits(batch, attn)[:, :-1]
     return F.cross_entropy(logits.transpose(1, 2), batch[:, 1:], ignore_index=tok.pad_token_id)
 
 
+class ScorerTrainer(Plugin):
+    """The PPL-scorer plug-in: a text batch source and next-character cross-entropy."""
+
+    validate_at_start = False
+
+    def __init__(self, cfg: ARConfig):
+        self.cfg, self.task = cfg, get_task(cfg.task)
+        self.title = f"mro train ar: PPL scorer on {cfg.task}"
+
+    def make_model(self, device):
+        return create_tiny(self.cfg, device, causal=True)
+
+    def before_training(self, trainer) -> None:
+        tok = trainer.model.tokenizer
+        examples = ProblemSource(self.task, self.cfg.generator_options(), self.cfg.seed, self.cfg.val_n).validation() \
+            if self.cfg.val_every else []
+        self.val_texts = [tok.decode(self.task.tiny_target(ex, tok).response_ids) for ex in examples]
+
+    def update(self, trainer, update: int) -> dict:
+        acc, model = trainer.acc, trainer.model
+        texts = corpus_batch(self.task, model.tokenizer, self.cfg, update)[acc.process_index::acc.num_processes]
+
+        def loss():
+            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                return ar_loss(model, texts)
+
+        total, _ = trainer.step([loss])
+        return trainer.mean_over_processes({"loss": total})
+
+    @torch.no_grad()
+    def validate(self, trainer):
+        acc = trainer.acc
+        loss = float(ar_loss(trainer.model, self.val_texts[acc.process_index::acc.num_processes]))
+        loss = round(trainer.mean_over_processes({"loss": loss})["loss"], 6)
+        return {"loss": loss}, -loss
+
+    def result(self, out: Path) -> Path:
+        return out / "final"
+
+
 def train_ar(cfg: ARConfig) -> Path:
-    """Run (or resume) training of the causal scorer; return its folder."""
-    task = get_task(cfg.task)
-    torch.manual_seed(cfg.seed)
-    model = TinyDLM.create(name=Path(cfg.out).name, d_model=cfg.d_model, n_layers=cfg.n_layers,
-                           n_heads=cfg.n_heads, d_ff=cfg.d_ff, causal=True)
-    return train(cfg, model, lambda step: ar_loss(model, corpus_batch(task, model.tokenizer, cfg, step)),
-                 desc=f"ar {cfg.task}")
+    """Run (or resume) training of the causal scorer; return its folder (``final/``)."""
+    return Trainer(cfg, ScorerTrainer(cfg)).run()

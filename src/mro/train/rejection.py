@@ -15,165 +15,59 @@
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from mro.errors import MroError
-from mro.rewards.multi import MultiReward
-from mro.rewards.perplexity import state_texts
 from mro.sampling.batch import layout
 from mro.sampling.trajectory import PREFILLED
-from mro.search import SearchConfig, get_decoder
+from mro.search import SearchConfig
 from mro.tasks import get_task
-from mro.train import runs
-from mro.train.runs import RunConfig
-from mro.train.setup import load_trainable, make_accelerator, optimizer_for
+from mro.train import rs_data
+from mro.train.checkpoint import has_checkpoint
+from mro.train.config import includes, part
+from mro.train.problems import RunConfig, problem_source, validate_run
+from mro.train.setup import load_trainable
+from mro.train.trainer import Plugin, Trainer
 
 COLLECTORS = ("tts-mro", "best-of-n")
 TARGETS = ("transition", "final")
 
 
 @dataclass
-class RSConfig(RunConfig, SearchConfig):
+@includes(SearchConfig)
+class RSConfig(RunConfig):
     """Collect high-reward trajectories with TTS-MRO, then fine-tune on them (docs/method.md section 6)."""
 
-    collect: str = field(default="tts-mro", metadata={"help": "search that picks the trajectories: tts-mro | best-of-n"})
-    problems: int = field(default=2000, metadata={"help": "training problems to decode in the collection"})
-    collect_steps: int = field(default=3, metadata={"help": "denoising steps of the collection decode"})
-    collect_temperature: float = field(default=0.5, metadata={"help": "sampling temperature of the collection (> 0)"})
-    collect_batch: int = field(default=250, metadata={"help": "problems per collection batch (one JSONL append)"})
+    collect: str = field(default="tts-mro", metadata={"help": "search that picks the trajectories: tts-mro | best-of-n",
+                                                      "choices": COLLECTORS})
+    problems: int = field(default=2000, metadata={"help": "training problems to decode in the collection", "min": 1})
+    collect_steps: int = field(default=3, metadata={"help": "denoising steps of the collection decode", "min": 1})
+    collect_temperature: float = field(default=0.5, metadata={
+        "help": "sampling temperature of the collection (> 0: a search needs diverse candidates)", "gt": 0})
+    collect_batch: int = field(default=250, metadata={"help": "problems per collection batch (one JSONL append)",
+                                                      "min": 1})
     keep: str = field(default="correct", metadata={
-        "help": "which trajectories are kept: correct (verified against the reference) | all"})
+        "help": "which trajectories are kept: correct (verified against the reference) | all",
+        "choices": ("correct", "all")})
     dataset: str | None = field(default=None, metadata={
         "help": "fine-tune on this RS JSONL instead of collecting (default: <out>/rs_data.jsonl)"})
     target: str = field(default="transition", metadata={
-        "help": "transition (CE on the positions committed at the step) | final (every masked position vs the final tokens)"})
-    updates: int = field(default=300, metadata={"help": "fine-tuning optimizer steps"})
-    max_minutes: float | None = field(default=None, metadata={
-        "help": "stop fine-tuning after this many CPU-minutes of the process (None = no limit)"})
-    batch_size: int = field(default=64, metadata={"help": "trajectories per fine-tuning step (2 steps each)"})
+        "help": "transition (CE on the positions committed at the step) | final (every masked position vs the "
+                "final tokens)", "choices": TARGETS})
+    updates: int = field(default=300, metadata={"help": "fine-tuning optimizer steps", "min": 1})
+    batch_size: int = field(default=64, metadata={"help": "trajectories per fine-tuning step (2 steps each)", "min": 1})
 
     def __post_init__(self):
-        RunConfig.__post_init__(self)
-        SearchConfig.__post_init__(self)
-        for name in ("problems", "collect_steps", "collect_batch", "updates", "batch_size"):
-            if getattr(self, name) < 1:
-                raise MroError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.collect not in COLLECTORS:
-            raise MroError(f"collect must be one of {', '.join(COLLECTORS)}, got {self.collect!r}")
-        self.greedy_candidate = self.greedy_for(self.collect)  # recorded as the collection used it
-        if not (math.isfinite(self.collect_temperature) and self.collect_temperature > 0):
-            raise MroError(f"collect_temperature must be a finite number > 0 (a search needs diverse candidates), "
-                           f"got {self.collect_temperature}")
-        if self.keep not in ("correct", "all"):
-            raise MroError(f"keep must be correct or all, got {self.keep!r}")
-        if self.target not in TARGETS:
-            raise MroError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
-        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
-            raise MroError(f"max_minutes must be a finite number > 0, got {self.max_minutes}")
+        super().__post_init__()
+        search = part(self, SearchConfig)  # the search settings, checked as the search layer checks them
+        self.greedy_candidate = search.greedy_candidate = search.greedy_for(self.collect)  # as the collection uses it
+        self.search = search
         if self.dataset is not None and not Path(self.dataset).is_file():
             raise MroError(f"RS data set {self.dataset} does not exist")
-
-
-# ---------------------------------------------------------------- the data set
-
-
-def read_dataset(path: Path) -> list[dict]:
-    """The RS data set; an empty file or a malformed line is a one-line error naming it.
-
-    A torn last line (an interrupted append) is not an error: it is dropped, and collection
-    redoes its batch.
-    """
-    if not path.is_file():
-        raise MroError(f"RS data set {path} does not exist")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise MroError(f"RS data set {path} is not UTF-8 text") from None
-    rows = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not (isinstance(row, dict) and row.get("empty")):  # a batch that kept nothing
-                _check_row(row)
-        except (ValueError, TypeError, KeyError, MroError) as e:
-            if i == len(lines) and not line.endswith("}"):
-                break  # torn last append
-            raise MroError(f"{path}:{i}: malformed RS row ({e})") from None
-        rows.append(row)
-    return rows
-
-
-def _check_row(row: dict) -> None:
-    for key in ("prompt", "tokens", "commit_step", "batch"):
-        if key not in row:
-            raise MroError(f"missing field {key!r}")
-    if not (isinstance(row["prompt"], list) and isinstance(row["tokens"], list) and isinstance(row["commit_step"], list)):
-        raise MroError("prompt, tokens and commit_step must be lists")
-    if len(row["tokens"]) != len(row["commit_step"]) or not row["tokens"]:
-        raise MroError("tokens and commit_step must be non-empty and of equal length")
-    if not all(isinstance(x, int) for x in row["prompt"] + row["tokens"] + row["commit_step"]):
-        raise MroError("ids and steps must be whole numbers")
-    if not any(s >= 0 for s in row["commit_step"]):
-        raise MroError("no position was committed by a decoding step")
-
-
-def collect(model, task, source: runs.ProblemSource, cfg: RSConfig, path: Path, accelerator) -> None:
-    """Decode ``cfg.problems`` training problems with the search; append kept trajectories to ``path``."""
-    from accelerate.utils import gather_object
-
-    done_batches = {r["batch"] for r in read_dataset(path)} if path.is_file() else set()
-    if path.is_file() and accelerator.is_main_process:  # drop a torn last line before appending
-        rows = read_dataset(path)
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    n_batches = math.ceil(cfg.problems / cfg.collect_batch)
-    decoder = get_decoder(cfg.collect)
-    rank, world = accelerator.process_index, accelerator.num_processes
-    search = SearchConfig(**{f: getattr(cfg, f) for f in SearchConfig.__dataclass_fields__})
-    reward = MultiReward(model, task, search) if cfg.collect == "tts-mro" or search.select == "reward" else None
-    bar = tqdm(range(n_batches), desc=f"rs collect ({cfg.collect})", unit="batch",
-               disable=not (cfg.progress and accelerator.is_main_process), initial=len(done_batches))
-    for b in range(n_batches):
-        if b in done_batches:
-            continue
-        size = min(cfg.collect_batch, cfg.problems - b * cfg.collect_batch)
-        examples = source.batch(b, size)[rank::world]
-        rows = []
-        if examples:
-            prompts, responses, gen_length = runs.encode(task, model, examples, cfg.protocol, cfg.gen_length)
-            dc = runs.decode_settings(cfg, gen_length, cfg.collect_steps, cfg.collect_temperature)
-            gen = torch.Generator(device=model.device).manual_seed((cfg.seed * 7_919 + b) * 64 + rank)
-            with torch.no_grad():
-                result = decoder(model, prompts, responses, dc, generator=gen, task=task, search=search,
-                                 reward=reward)
-            traj = result.trajectory
-            texts = state_texts(model, traj, traj.steps_done)
-            for i, (ex, text) in enumerate(zip(examples, texts)):
-                correct = float(task.score(ex, text)[task.metrics[0]])
-                if cfg.keep == "correct" and correct < 1.0:
-                    continue
-                attn = traj.attention_mask[i].bool()
-                prompt = traj.tokens[i, :traj.prompt_length][attn[:traj.prompt_length]].tolist()
-                cs = traj.commit_step[i].clamp(max=traj.steps_done).tolist()
-                rows.append({"batch": b, "id": ex.id, "prompt": prompt,
-                             "tokens": traj.tokens[i, traj.prompt_length:].tolist(), "commit_step": cs,
-                             "steps": traj.steps_done, "correct": correct, "nfe": result.nfe[i]})
-        rows = gather_object(rows) if world > 1 else rows
-        if accelerator.is_main_process:
-            with path.open("a") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in rows) if rows else
-                        json.dumps({"batch": b, "empty": True}) + "\n")
-        accelerator.wait_for_everyone()
-        bar.update(1)
-    bar.close()
 
 
 # ---------------------------------------------------------------- fine-tuning
@@ -213,63 +107,53 @@ def transition_loss(model, state, attn, p, final_tokens, tgt) -> torch.Tensor:
     return (per_row * has).sum() / has.sum().clamp_min(1)
 
 
+class RSTrainer(Plugin):
+    """The RS plug-in of the spine: collect (before training), then fine-tune on the transitions."""
+
+    accumulation_steps = 2  # the two consecutive steps of each trajectory: one optimizer step
+
+    def __init__(self, cfg: RSConfig):
+        self.cfg, self.task = cfg, get_task(cfg.task)
+        self.source = problem_source(self.task, cfg)
+        self.title = f"mro train rs: {cfg.model} on {cfg.task}"
+
+    def accumulation(self, world: int, rank: int) -> int:
+        return self.accumulation_steps
+
+    def make_model(self, device):
+        return load_trainable(self.cfg, device)
+
+    def before_training(self, trainer) -> None:
+        cfg = self.cfg
+        self.data_path = Path(cfg.dataset) if cfg.dataset else trainer.out / "rs_data.jsonl"
+        if cfg.dataset is None and not has_checkpoint(trainer.out):
+            rs_data.collect(trainer.model, self.task, self.source, cfg, self.data_path, trainer.acc)
+        self.rows = [r for r in rs_data.read_dataset(self.data_path) if "tokens" in r]
+        if not self.rows:
+            raise MroError(f"RS data set {self.data_path} holds no trajectories (none kept: try keep=all or more "
+                           "problems)")
+        self.val_examples = self.source.validation()
+
+    def on_start(self, trainer) -> None:
+        if trainer.start == 0:
+            trainer.log({"kind": "data", "update": 0, "trajectories": len(self.rows), "problems": self.cfg.problems,
+                         "path": str(self.data_path)})
+
+    def validate(self, trainer):
+        return validate_run(trainer, self.task, self.val_examples, self.cfg)
+
+    def update(self, trainer, update: int) -> dict:
+        cfg, model = self.cfg, trainer.model
+        rank, world, dev = trainer.acc.process_index, trainer.acc.num_processes, model.device
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + update)
+        pick = torch.randint(len(self.rows), (cfg.batch_size * world,), generator=g)[rank::world].tolist()
+        steps = transition_batch([self.rows[i] for i in pick], model.pad_token_id, model.mask_token_id, cfg.target, g)
+        total, norms = trainer.step(
+            (lambda s=s: transition_loss(model, *(x.to(dev) if torch.is_tensor(x) else x for x in s)) / 2)
+            for s in steps)
+        return {"loss": round(total, 6), "grad_norm": norms[-1] if norms else None}
+
+
 def train_rs(cfg: RSConfig) -> Path:
     """Collect (resumable), then fine-tune (resumable); return the folder of the best model."""
-    with runs.locked(cfg.out):
-        return _train_rs(cfg)
-
-
-def _train_rs(cfg) -> Path:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    task = get_task(cfg.task)
-    source = runs.ProblemSource(task, cfg)
-    accelerator = make_accelerator(cfg, 2)
-    model = load_trainable(cfg, accelerator.device)  # a model that does not load leaves no run behind
-    out = runs.open_run(cfg, accelerator)
-    data_path = Path(cfg.dataset) if cfg.dataset else out / "rs_data.jsonl"
-    if cfg.dataset is None and not runs.has_checkpoint(out):
-        collect(model, task, source, cfg, data_path, accelerator)
-    rows = [r for r in read_dataset(data_path) if "tokens" in r]
-    if not rows:
-        raise MroError(f"RS data set {data_path} holds no trajectories (none kept: try keep=all or more problems)")
-    opt, sched = optimizer_for(model, cfg, cfg.updates)
-    raw = model.module
-    prepared, opt, sched = accelerator.prepare(raw, opt, sched)
-    model.module = prepared
-    run = runs.Tracker(cfg, accelerator, out, model, prepared, task, source.validation())
-    if run.start == 0:
-        run.log({"kind": "data", "update": 0, "trajectories": len(rows), "problems": cfg.problems,
-                 "path": str(data_path)})
-        run.validate(0)
-    rank, world = accelerator.process_index, accelerator.num_processes
-    bar = tqdm(range(run.start, cfg.updates), initial=run.start, total=cfg.updates, desc=f"rs {cfg.task}",
-               unit="upd", disable=not (cfg.progress and accelerator.is_main_process))
-    for update in bar:
-        if not run.budget_left():
-            break
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + update)
-        pick = torch.randint(len(rows), (cfg.batch_size * world,), generator=g)[rank::world].tolist()
-        losses = []
-        for state_, attn, p, final_tokens, tgt in transition_batch([rows[i] for i in pick], model.pad_token_id,
-                                                                   model.mask_token_id, cfg.target, g):
-            with accelerator.accumulate(prepared):
-                dev = model.device
-                loss = transition_loss(model, state_.to(dev), attn.to(dev), p, final_tokens.to(dev), tgt.to(dev))
-                accelerator.backward(loss)
-                norm = None
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    value = accelerator.clip_grad_norm_(prepared.parameters(), cfg.max_grad_norm)
-                    norm = None if value is None else float(value)  # DeepSpeed clips inside its step
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
-        done = update + 1
-        run.log({"kind": "train", "update": done, "loss": round(sum(losses) / 2, 6), "grad_norm": norm})
-        bar.set_postfix(loss=f"{sum(losses) / 2:.4f}")
-        if done % cfg.val_every == 0:
-            run.validate(done)
-    best = run.finish(f"mro train rs: {cfg.model} on {cfg.task}")
-    model.module = raw
-    return best
+    return Trainer(cfg, RSTrainer(cfg)).run()

@@ -1,4 +1,4 @@
-"""Model, optimizer and distributed setup for the MRO trainers, on accelerate.
+"""Model, optimizer and distributed setup of the training spine, on accelerate (docs/architecture.md).
 
 One code path for one CPU process and for ``accelerate launch`` with DDP, FSDP or DeepSpeed
 underneath (our code starts no processes of its own). Hugging Face models can train LoRA
@@ -7,8 +7,6 @@ adapters through ``peft``; the saved adapter folder loads back with ``--model``.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 from pathlib import Path
 
@@ -64,13 +62,15 @@ def load_trainable(cfg, device: torch.device) -> DiffusionLM:
     return model
 
 
-def optimizer_for(model: DiffusionLM, cfg, total_updates: int | None):
+def optimizer_for(model: DiffusionLM, cfg, total_updates: int):
+    """AdamW over the trainable parameters and the one schedule of every trainer: linear warm-up
+    over ``warmup`` updates, then constant or cosine down to a tenth at ``total_updates``."""
     params = [p for p in model.module.parameters() if p.requires_grad]
     if not params:
-        raise MroError(f"{cfg.model} has no trainable parameters")
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
+        raise MroError(f"{model.name} has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, cfg.adam_beta2))
     warm = max(1, cfg.warmup)
-    cosine = getattr(cfg, "lr_schedule", "constant") == "cosine" and total_updates
+    cosine = cfg.lr_schedule == "cosine"
 
     def factor(step: int) -> float:
         if step < warm:
@@ -81,51 +81,3 @@ def optimizer_for(model: DiffusionLM, cfg, total_updates: int | None):
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-@contextlib.contextmanager
-def reference_policy(model: DiffusionLM):
-    """The frozen starting policy for the KL term: adapters switched off under LoRA."""
-    module = getattr(model.module, "module", model.module)  # unwrap DDP
-    disable = getattr(module, "disable_adapter", None)
-    if disable is not None:
-        with disable():
-            yield model
-    else:
-        yield model
-
-
-def frozen_copy(model: DiffusionLM) -> DiffusionLM:
-    """A frozen copy of the starting model (the KL reference when it is not a LoRA model)."""
-    ref = copy.copy(model)
-    ref.module = copy.deepcopy(getattr(model.module, "module", model.module)).eval()
-    for p in ref.module.parameters():
-        p.requires_grad_(False)
-    return ref
-
-
-def save_model(accelerator, model: DiffusionLM, prepared, folder: Path) -> None:
-    """Save the trained model (or its LoRA adapter) as a folder ``--model`` loads."""
-    from mro.models.tiny import TinyDLM
-
-    accelerator.wait_for_everyone()
-    state = accelerator.get_state_dict(prepared)
-    raw = accelerator.unwrap_model(prepared)
-    if accelerator.is_main_process:
-        tmp = folder.with_name(folder.name + ".tmp")
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(model, TinyDLM):
-            tiny = TinyDLM(raw, model.tokenizer, model.name)
-            tiny.task = getattr(model, "task", None)
-            tiny.save(tmp)
-        else:
-            raw.save_pretrained(str(tmp), state_dict=state)
-            model.tokenizer.save_pretrained(str(tmp))
-        old = folder.with_name(folder.name + ".old")
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()

@@ -1,0 +1,128 @@
+"""What the trainers that learn from a task's problems share (RS, RL, and SFT's validation): the
+problem stream, greedy validation at the training step counts, and the config of RS and RL
+(docs/method.md sections 6 and 7).
+
+Problems of update ``u`` are a pure function of ``(seed, u)``, so a resumed run sees the same.
+Validation problems come from the generator's held-out split with their own seed, so they are
+never training problems; with ``--data`` the last ``val_n`` rows of the file are held out.
+Prompts are laid out by :func:`mro.problems.encode`, as ``mro eval`` lays them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from mro.errors import MroError
+from mro.models.base import DiffusionLM
+from mro.problems import encode
+from mro.sampling import DecodeConfig, generate
+from mro.tasks import get_task
+from mro.tasks.base import Example, Task
+from mro.train.config import ModelSettings, Plan, TrainerConfig, includes
+
+
+@dataclass
+@includes(ModelSettings)
+class RunConfig(TrainerConfig):
+    """The fields of the trainers that start from a model and learn from a task's problems (RS, RL)."""
+
+    task: str = field(default="sudoku", metadata={"help": "task whose training split gives the prompts"})
+    task_options: str | None = field(default=None, metadata={
+        "help": "generator options as k=v,k=v (default: sudoku min_blanks=10,max_blanks=12, the README's "
+                "hard setting; other tasks their generator's defaults)"})
+    data: str | None = field(default=None, metadata={
+        "help": "training problems from a file instead of the generator (cycled in order)"})
+    protocol: str = field(default="tiny", metadata={"help": "prompt layout: tiny (built-in) | d1 | mro",
+                                                    "choices": ("tiny", "d1", "mro")})
+    gen_length: int | None = field(default=None, metadata={
+        "help": "response length (default: the task's tiny layout)", "min": 1})
+    block_length: int | None = field(default=None, metadata={"help": "sampler block length (default: gen_length)",
+                                                             "min": 1})
+    val_every: int = field(default=25, metadata={"help": "updates between validations (and checkpoints)", "min": 1})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.task_options is None:
+            self.task_options = get_task(self.task).default_options
+        if not self.val_steps:
+            raise MroError("val_steps must name at least one step count")
+
+    def plan(self) -> Plan:
+        return Plan(self.updates, 1, self.val_every)
+
+
+class ProblemSource:
+    """Training and validation problems: the task's generator (training split) or a data file."""
+
+    def __init__(self, task: Task, options: dict, seed: int, val_n: int, data: str | None = None):
+        self.task, self.options, self.seed, self.val_n = task, options, seed, val_n
+        self.rows: list[Example] | None = None
+        if data:
+            rows = task.load(data)
+            if len(rows) <= val_n:
+                raise MroError(f"{data} has {len(rows)} problems; need more than val_n={val_n} "
+                               "(the last val_n are held out for validation)")
+            self.rows, self.val_rows = rows[:-val_n], rows[-val_n:]
+
+    def batch(self, update: int, n: int) -> list[Example]:
+        if self.rows is not None:
+            start = (update * n) % len(self.rows)
+            return [self.rows[(start + i) % len(self.rows)] for i in range(n)]
+        try:
+            return self.task.generate(n, seed=self.seed * 1_000_003 + update, split="train", **self.options)
+        except (TypeError, ValueError) as e:
+            raise MroError(f"bad task option for {self.task.name}: {' '.join(str(e).split())}") from None
+
+    def validation(self) -> list[Example]:
+        if self.rows is not None:
+            return self.val_rows
+        return self.task.generate(self.val_n, seed=8_191 + self.seed, split="test", **self.options)
+
+
+def problem_source(task: Task, cfg: RunConfig) -> ProblemSource:
+    from mro.config import parse_options
+
+    return ProblemSource(task, parse_options(cfg.task_options) if not cfg.data else {}, cfg.seed, cfg.val_n, cfg.data)
+
+
+def decode_for_training(gen_length: int, steps: int, temperature: float, block_length: int | None) -> DecodeConfig:
+    """The sampler settings of a training-time decode (collection, rollouts, validation)."""
+    return DecodeConfig(gen_length=gen_length, steps=steps, block_length=block_length or gen_length,
+                        temperature=temperature)
+
+
+@torch.no_grad()
+def validate(model: DiffusionLM, task: Task, examples: Sequence[Example], val_steps: Sequence[int],
+             protocol: str = "tiny", gen_length: int | None = None, block_length: int | None = None,
+             rank: int = 0, world: int = 1, reduce=None, batch_size: int = 256) -> dict[int, float]:
+    """Greedy solved rate (the task's primary metric) at each of ``val_steps``; each process
+    decodes its share of ``examples``, ``reduce`` (sum over processes) joins them."""
+    from mro.rewards.perplexity import state_texts
+
+    mine = list(examples)[rank::world]
+    out = {}
+    for steps in val_steps:
+        total = torch.zeros(2, dtype=torch.float64)
+        for lo in range(0, len(mine), batch_size):
+            chunk = mine[lo:lo + batch_size]
+            enc = encode(task, model, chunk, protocol, gen_length)
+            traj = generate(model, enc.prompts, decode_for_training(enc.gen_length, steps, 0.0, block_length),
+                            responses=enc.responses)
+            texts = state_texts(model, traj, traj.steps_done)
+            total[0] += sum(task.score(ex, t)[task.metrics[0]] for ex, t in zip(chunk, texts))
+            total[1] += len(chunk)
+        if reduce is not None:
+            total = reduce(total.to(model.device)).cpu()
+        out[steps] = float(total[0] / total[1].clamp_min(1))
+    return out
+
+
+def validate_run(trainer, task: Task, examples: Sequence[Example], cfg) -> tuple[dict, float]:
+    """The spine's validation of a task trainer: solved rates keyed by step count, score their mean."""
+    acc = trainer.acc
+    solved = validate(trainer.model, task, examples, cfg.val_steps, cfg.protocol, cfg.gen_length, cfg.block_length,
+                      acc.process_index, acc.num_processes, reduce=lambda x: acc.reduce(x, "sum"))
+    return {"solved": {str(k): v for k, v in solved.items()}}, sum(solved.values()) / len(solved)
