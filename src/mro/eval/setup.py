@@ -85,6 +85,9 @@ class EvalConfig(SearchConfig):
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
     dtype: str = field(default="auto", metadata={
         "help": "weights: bf16, fp16, fp32 or auto (Hugging Face models: bf16 on CUDA, else fp32)"})
+    remote_code: bool = field(default=False, metadata={
+        "help": "LLaDA and Dream: run the checkpoint's own modelling code (trust_remote_code) instead of "
+                "mro's native implementation (which needs no remote code and can cache keys and values)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
@@ -149,7 +152,8 @@ def prepare_eval(cfg: EvalConfig, device: str | None = None, need_reward: bool =
     analysis scores every trajectory)."""
     task = get_task(cfg.task)
     examples, source = load_examples(task, cfg)
-    model = load_model(cfg.model, device=str(resolve_device(device or cfg.device)), dtype=cfg.dtype)
+    model = load_model(cfg.model, device=str(resolve_device(device or cfg.device)), dtype=cfg.dtype,
+                       remote_code=cfg.remote_code)
     check_model_caches(model, cfg.cache)
     problems = encode(task, model, examples, cfg.protocol, cfg.gen_length)
     grid = [Setting(s, tps, thr, decode_config(cfg, problems.gen_length, s, thr))  # validates every schedule
