@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mro.eval.records import hardware, now, save_report
-from tts_compare import evaluate
-from tts_countdown import COUNTDOWN
+from common.tts import COUNTDOWN, evaluate
 
 RESULTS = Path(__file__).parent / "results"
 #: reward terms kept; None = the search default (all three), whose run ``tts_countdown.py`` already made

@@ -63,12 +63,13 @@ end=$(date +%s)
 import json, sys, statistics
 from pathlib import Path
 import torch
+from mro.io import read_jsonl
 work = Path(sys.argv[1])
-log = [json.loads(x) for x in (work / "rl" / "log.jsonl").read_text().splitlines()]
+log = read_jsonl(work / "rl" / "log.jsonl")
 rates = [r["rollouts_per_s"] for r in log if r["kind"] == "train"]
 out = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
        "torch": torch.__version__, "rl_rollouts_per_s_median": statistics.median(rates),
-       "rl_updates": len(rates), "rs_log_lines": len((work / "rs" / "log.jsonl").read_text().splitlines()),
+       "rl_updates": len(rates), "rs_log_lines": len(read_jsonl(work / "rs" / "log.jsonl")),
        "wall_s": int(sys.argv[3])}
 Path(sys.argv[2]).write_text(json.dumps(out, indent=2))
 print(json.dumps(out, indent=2))

@@ -17,22 +17,18 @@ from pathlib import Path
 import torch
 
 from mro.eval.records import hardware, save_report
-from mro.models import load_model
 from mro.rewards.multi import MultiReward, RewardConfig
 from mro.rewards.sgro import group_bounds
 from mro.sampling import DecodeConfig, generate
-from mro.tasks import get_task
-from mro.tasks.base import tiny_batch
+
+from common.timing import sudoku_batch
 
 BATCH, REPEATS, STEPS = 128, 7, 12
 RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> dict:
-    torch.set_num_threads(1)
-    model = load_model("sudoku-tiny")
-    task = get_task("sudoku")
-    prompts, responses = tiny_batch(task, task.generate(BATCH, seed=7, min_blanks=12, max_blanks=12), model.tokenizer)
+    model, task, prompts, responses = sudoku_batch(BATCH, seed=7, min_blanks=12, max_blanks=12)
     cfg = DecodeConfig(gen_length=16, steps=STEPS, temperature=0.25)
     reward = MultiReward(model, task, RewardConfig(rewards="tv,ppl"))
     rows = {}

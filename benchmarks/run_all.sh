@@ -7,7 +7,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 python benchmarks/sudoku_tokens_per_step.py
 python benchmarks/tts_sudoku.py
 python benchmarks/tts_vs_greedy.py
-bash benchmarks/correlation_sudoku.sh
+python benchmarks/correlation.py sudoku
 bash benchmarks/demo_output.sh
 python benchmarks/sampler_overhead.py
 python benchmarks/reward_cost.py
@@ -15,5 +15,5 @@ python benchmarks/tts_overhead.py
 python benchmarks/bf16_speed.py
 python benchmarks/countdown_tokens_per_step.py
 python benchmarks/tts_countdown.py
-bash benchmarks/correlation_countdown.sh
+python benchmarks/correlation.py countdown
 python benchmarks/bon_reward_ablation.py

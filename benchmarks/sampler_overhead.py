@@ -19,21 +19,16 @@ from pathlib import Path
 import torch
 
 from mro.eval.records import hardware, now
-from mro.models import load_model
 from mro.sampling import DecodeConfig, generate
-from mro.tasks import get_task
-from mro.tasks.base import tiny_batch
+
+from common.timing import sudoku_batch
 
 BATCH, REPEATS = 64, 40
 OUT = Path(__file__).parent / "results" / "sampler_overhead.json"
 
 
 def main() -> dict:
-    torch.set_num_threads(1)  # steadier timings; the ratio is what counts
-    model = load_model("sudoku-tiny")
-    task = get_task("sudoku")
-    examples = task.generate(BATCH, seed=99, split="test", min_blanks=10, max_blanks=12)
-    prompts, responses = tiny_batch(task, examples, model.tokenizer)
+    model, _, prompts, responses = sudoku_batch(BATCH, seed=99, split="test", min_blanks=10, max_blanks=12)
     rows = {}
     for temperature in (0.0, 0.25):
         cfg = DecodeConfig(gen_length=16, steps=12, temperature=temperature)

@@ -1,13 +1,14 @@
 """The shipped tiny Countdown model: layout and size search, then the shipped run
 (docs/method.md section 9).
 
-Each trial trains a tiny diffusion LM from scratch with ``mro train sft`` on 3-number Countdown
-(numbers 1-100, targets up to 100, the shape of d1's ``cd3`` files) from the generator's training
-split, validating every few hundred steps on 256 held-out generator problems (greedy, one token
-per step). The finished model is then decoded greedily, one token per step, on 1,000 held-out
-test problems (generator seed 1234, test split). Trials are independent jobs, one thread each
-unless the trial says otherwise, two side by side; a finished trial (its ``eval.json``) is skipped and an interrupted one resumes
-from its checkpoint:
+Each trial is a recipe, ``configs/recipes/countdown/sft/<trial>.yaml`` (``mro train sft --config
+<file>`` runs it alone): a tiny diffusion LM trained from scratch on 3-number Countdown (numbers
+1-100, targets up to 100, the shape of d1's ``cd3`` files) from the generator's training split,
+validating every few hundred steps on 256 held-out generator problems (greedy, one token per
+step). The finished model is then decoded greedily, one token per step, on 1,000 held-out test
+problems (generator seed 1234, test split). Trials call ``train_sft(cfg)`` in-process, one thread
+each unless the recipe says otherwise, two side by side, each in a process of its own; a finished
+trial (its ``eval.json``) is skipped and an interrupted one resumes from its checkpoint:
 
     python benchmarks/train_countdown.py                 # every trial
     python benchmarks/train_countdown.py --only chain-d128
@@ -19,140 +20,81 @@ from its checkpoint:
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
+import os
 from pathlib import Path
 
+import torch
+
+from mro.config import parse_options
+from mro.io import atomic_write_json, atomic_write_text, read_json
+
+from common.recipes import REPO, command, load, recipe, train
+from common.runs import (Bench, cpu_timed, evaluate, finished, parse_bench_args, provenance, read_log, record, run_jobs,
+                         started)
+from common.ship import install
+
 ROOT = Path(__file__).resolve().parent / "results" / "train_countdown"
-RUNS = ROOT / "runs"
-SHIP = Path(__file__).resolve().parents[1] / "src" / "mro" / "checkpoints" / "countdown-tiny"
 PROBLEMS = "n_numbers=3,max_number=100,max_target=100"
-SHIP_AR = SHIP.parent / "countdown-ar-tiny"
-#: the PPL scorer of R_ppl: a small causal LM on the shipped layout's responses (chains), whole
-#: and with a random share of their characters dropped (docs/method.md section 3)
-SCORER = ["--task", "countdown", "--task-options", PROBLEMS + ",layout=chain", "--steps", "1500", "--batch-size",
-          "256", "--lr", "3e-3", "--warmup", "50", "--d-model", "64", "--n-layers", "2", "--n-heads", "2",
-          "--d-ff", "256", "--seed", "0", "--threads", "1"]
 TEST = dict(task="countdown", n=1000, task_options=PROBLEMS, data_seed=1234)
-COMMON = ["--task", "countdown", "--threads", "1", "--batch-size", "256", "--lr", "1e-3", "--warmup", "200",
-          "--val-n", "256", "--seed", "0", "--save-every", "100"]
-TRIALS = {
-    # layout search at equal steps (d=128, 4 layers: sudoku-tiny's size)
-    "expression-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=expression"]),
-    "chain-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=chain"]),
-    "chain-padded-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=chain-padded"]),
-    # half the rows masked as a suffix of the response, so a result is often masked with its
-    # operands in view (rare under i.i.d. masks: the arithmetic is what the model fails to learn)
-    "chain-ordered-d128": dict(steps=2000, flags=["--task-options", PROBLEMS + ",layout=chain",
-                                                  "--ordered-masks", "0.5"]),
-    # the shipped candidate: the chain layout for as long as one thread allows in under an hour
-    "chain-d128-long": dict(steps=4500, val_every=250, flags=["--task-options", PROBLEMS + ",layout=chain"]),
-    # the same recipe under bf16 autocast (1.5x the steps per second), run for nearly an hour
-    "chain-d128-bf16": dict(steps=7000, val_every=500, flags=["--task-options", PROBLEMS + ",layout=chain",
-                                                              "--bf16"]),
-    # more, smaller updates and 10x the weight decay (both shorten the plateau before arithmetic
-    # is learned in small transformers); stopped at step 6,140 (24 minutes): at equal problems
-    # seen (its step 5,000, chain-d128-bf16's 2,500) it validated lower (2.3% vs 4.3%)
-    "chain-d128-b128-wd": dict(steps=13000, val_every=1000, flags=[
-        "--task-options", PROBLEMS + ",layout=chain", "--bf16", "--batch-size", "128", "--weight-decay", "0.1"]),
-    # twice the learning rate and 10x the weight decay at chain-d128-bf16's batch and steps; stopped
-    # at step 1,540: its loss was behind chain-d128-bf16's at every step so far
-    "chain-d128-lr2e-3-wd": dict(steps=7000, val_every=500, flags=[
-        "--task-options", PROBLEMS + ",layout=chain", "--bf16", "--lr", "2e-3", "--weight-decay", "0.1"]),
-    # 4x the parameters (d=256): at 0.8M parameters and ~9k tokens a step, the d=128 runs see
-    # 100+ tokens per parameter, far past where a bigger model learns more per unit of compute;
-    # both threads (started while chain-d128-bf16 still had 17 minutes to run); stopped at step
-    # 1,060: its loss was behind the d=128 run's at every step (0.71 vs 0.65 at 1,060)
-    "chain-d256-bf16": dict(steps=4800, val_every=400, flags=[
-        "--task-options", PROBLEMS + ",layout=chain", "--bf16", "--d-model", "256", "--d-ff", "1024",
-        "--threads", "2"]),
-    # chain-d128-bf16 (47.6% test after 7,000 steps, still rising) with both threads, alone:
-    # 0.25 s a step, so more steps in the hour
-    "chain-d128-bf16-2t": dict(steps=11000, val_every=500, flags=[
-        "--task-options", PROBLEMS + ",layout=chain", "--bf16", "--threads", "2"]),
-}
+#: the trials (recipes configs/recipes/countdown/sft/<trial>.yaml), in the order they are reported
+TRIALS = ("expression-d128", "chain-d128", "chain-padded-d128", "chain-ordered-d128", "chain-d128-long",
+          "chain-d128-bf16", "chain-d128-b128-wd", "chain-d128-lr2e-3-wd", "chain-d256-bf16", "chain-d128-bf16-2t")
+SCORER = "countdown-ar-tiny"  # the PPL scorer's recipe: configs/recipes/countdown/ar/countdown-ar-tiny.yaml
 
 
-def run_dir(name: str) -> Path:
-    return RUNS / name
+def train_and_eval(bench: Bench, name: str) -> dict:
+    """Train one trial (resuming a partial one), then evaluate it; kept in eval.json."""
+    out = bench.run_dir(name)
+    if done := finished(out):
+        return done
+    path, overrides = recipe("countdown", name), {**dict(bench.overrides), "out": out}
+    model, cost = cpu_timed(train, path, **overrides, resume=started(out))
+    atomic_write_json(out / "cost.json", cost)
+    result = {"trial": name, "recipe": str(path.relative_to(REPO)), "command": command(path, **overrides),
+              "steps": load(path, **overrides).steps, "model": os.path.relpath(model, out), **cost}
+    result["solved"] = evaluate(model, out / "eval", "correct", steps=[20], seed=0,
+                                **{**TEST, "n": bench.test_n or TEST["n"]})["20"]
+    return record(out, result)
 
 
-def train_and_eval(name: str) -> dict:
-    """Train one trial (resuming a partial one), then evaluate it; cached in eval.json."""
-    out = run_dir(name)
-    done = out / "eval.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    spec = TRIALS[name]
-    val_every = spec.get("val_every", max(100, spec["steps"] // 10))
-    cmd = [sys.executable, "-m", "mro", "train", "sft", *COMMON, *spec["flags"], "--steps", str(spec["steps"]),
-           "--val-every", str(val_every), "--out", str(out)]
-    if (out / "checkpoint.pt").is_file() and not (out / "model.safetensors").is_file():
-        cmd.append("--resume")
-    if not (out / "model.safetensors").is_file():
-        t0, c0 = time.time(), _child_cpu()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        (out / "cost.json").write_text(json.dumps({"wall_min": round((time.time() - t0) / 60, 2),
-                                                    "cpu_min": round((_child_cpu() - c0) / 60, 2)}))
-    result = {"trial": name, "command": " ".join(["mro", *cmd[3:]]), **spec}
-    result.update(json.loads((out / "cost.json").read_text()) if (out / "cost.json").is_file() else {})
-    result["solved"] = evaluate(out, out / "eval")
-    done.write_text(json.dumps(result, indent=2))
-    return result
+def log_rows(bench: Bench, name: str) -> list[dict]:
+    """A trial's log as ``{"step", "loss"}`` and ``{"step", "val"}`` rows: the committed trials'
+    logs were written that way by the old SFT loop; the trainer's log (``kind``/``update`` rows) is
+    read into the same shape."""
+    rows = read_log(bench.run_dir(name))
+    return [r if "kind" not in r else {"step": r["update"], **({"loss": r["loss"]} if r["kind"] == "train" else
+                                                                {"val": r["solved"]})}
+            for r in rows if r.get("kind") in (None, "train", "val")]
 
 
-def _child_cpu() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def evaluate(model: Path, out: Path) -> float:
-    """Solved % on the 1,000 test problems, greedy, one token per step."""
-    from mro.eval.harness import EvalConfig, run_eval
-
-    shutil.rmtree(out, ignore_errors=True)
-    s = run_eval(EvalConfig(model=str(model), steps=[20], seed=0, out=str(out), batch_size=250, progress=False,
-                            **TEST))
-    return round(100 * s["results"][0]["correct"], 2)
-
-
-def probe(name: str) -> dict | None:
-    """What the trial's last checkpoint has learned, one forward pass each on 500 held-out problems
+def probe(bench: Bench, name: str) -> dict | None:
+    """What the trial's finished model has learned, one forward pass each on 500 held-out problems
     written in its layout: ``result``: the first step's result right (every digit) with its
     operands shown and the rest of the chain masked (the arithmetic); ``operands``: the first
     step's operand digits right with the rest of the chain shown (copying and choosing numbers).
-    Cached in ``probe.json`` next to the log."""
-    out = run_dir(name)
-    cache, ckpt = out / "probe.json", out / "checkpoint.pt"
-    step = max((x["step"] for x in log_rows(name)), default=0)
-    if cache.is_file() and json.loads(cache.read_text())["step"] == step:
-        return json.loads(cache.read_text())
-    if not ckpt.is_file():
-        return json.loads(cache.read_text()) if cache.is_file() else None
-    import torch
-
-    from mro.models.tiny import TinyDLM
+    Cached in ``probe.json`` next to the log (a trial stopped early keeps the probe of its last
+    checkpoint, taken when it stopped)."""
+    out = bench.run_dir(name)
+    cache = out / "probe.json"
+    step = max((x["step"] for x in log_rows(bench, name)), default=0)
+    if cache.is_file() and read_json(cache)["step"] == step:
+        return read_json(cache)
+    done = finished(out)
+    folder = out / done.get("model", ".") if done else None
+    if folder is None or not (folder / "config.json").is_file():  # no weights here: what was probed before
+        return read_json(cache) if cache.is_file() else None
+    from mro.models.load import load_model
     from mro.sampling.batch import layout as pad_batch
     from mro.tasks import get_task
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    c = state["config"]
-    model = TinyDLM.create(d_model=c["d_model"], n_layers=c["n_layers"], n_heads=c["n_heads"], d_ff=c["d_ff"])
-    model.module.load_state_dict(state["model"])
-    model.module.eval()
+    model = load_model(str(folder))
     tok, task = model.tokenizer, get_task("countdown")
-    options = dict(kv.split("=") for kv in c["task_options"].split(","))
+    options = parse_options(load(recipe("countdown", name)).task_options)
     examples = task.generate(500, seed=99, split="test", layout=options.get("layout", "expression"))
     targets = [task.tiny_target(e, tok) for e in examples]
     tokens, attn, p = pad_batch([t.prompt_ids for t in targets], [t.response_ids for t in targets], tok.pad_token_id)
-    result = {"step": state["step"]}
+    result = {"step": step}
     for kind in ("result", "operands"):
         x, scored = tokens.clone(), torch.zeros_like(tokens, dtype=torch.bool)
         for i, e in enumerate(examples):
@@ -169,46 +111,32 @@ def probe(name: str) -> dict | None:
             pred = model.logits(x, attn).argmax(-1)
         right = [bool((pred[i][scored[i]] == tokens[i][scored[i]]).all()) for i in range(len(examples))]
         result[kind] = round(100 * sum(right) / len(right), 1)
-    cache.write_text(json.dumps(result))
+    atomic_write_json(cache, result)
     return result
 
 
-def run_safely(name: str) -> dict | None:
-    try:
-        return train_and_eval(name)
-    except Exception as e:  # noqa: BLE001 - a benchmark job, reported and skipped
-        print(f"{name} failed: {type(e).__name__}: {e}", file=sys.stderr)
-        return None
-
-
-def log_rows(name: str) -> list[dict]:
-    path = run_dir(name) / "train_log.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
-
-
-def report(results: list[dict]) -> None:
-    from mro.eval.records import hardware, now
-
+def report(bench: Bench, results: list[dict], report_only: bool) -> None:
+    hw, date = provenance(bench.root / "results.json", report_only)
     lines = ["# The tiny Countdown model: layout and size search", "",
              f"3-number Countdown (numbers 1-100, targets up to 100), trained from scratch by `mro train sft` on "
              f"the generator's training split; solved % on 1,000 held-out test problems (generator seed 1234), "
              f"greedy, one token per step (20 steps). One thread per trial unless its command says `--threads 2`. "
              f"Made by "
-             f"`python benchmarks/train_countdown.py` ({now()}).", "",
+             f"`python benchmarks/train_countdown.py` ({date}).", "",
              "| trial | layout | masks | steps run / planned | final loss | best val % (step) | arithmetic % | "
              "operands % | test solved % |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        rows = log_rows(r["trial"])
+        rows = log_rows(bench, r["trial"])
         losses = [x["loss"] for x in rows if "loss" in x]
         vals = [(x["val"]["20"], x["step"]) for x in rows if "val" in x]
         best = max(vals) if vals else (float("nan"), 0)
-        flags = dict(zip(r["flags"][::2], r["flags"][1::2]))
-        layout = flags.get("--task-options", "").rsplit("layout=", 1)[-1]
-        masks = f"{float(flags['--ordered-masks']):.0%} suffix" if "--ordered-masks" in flags else "i.i.d."
-        pr = probe(r["trial"]) or {}
+        cfg = load(recipe("countdown", r["trial"]))
+        layout = parse_options(cfg.task_options).get("layout", "expression")
+        masks = f"{cfg.ordered_masks:.0%} suffix" if cfg.ordered_masks else "i.i.d."
+        pr = probe(bench, r["trial"]) or {}
         done = max((x["step"] for x in rows), default=0)
         solved = f"{r['solved']:.1f}" if "solved" in r else "-"
-        lines.append(f"| {r['trial']} | {layout} | {masks} | {done} / {r['steps']} | "
+        lines.append(f"| {r['trial']} | {layout} | {masks} | {done} / {r.get('steps', cfg.steps)} | "
                      f"{losses[-1] if losses else '-'} | {100 * best[0]:.1f} ({best[1]}) | {pr.get('result', '-')} | "
                      f"{pr.get('operands', '-')} | {solved} |")
     lines += ["", "Arithmetic %: the first step's result right with its operands shown and the rest of the chain "
@@ -216,13 +144,13 @@ def report(results: list[dict]) -> None:
               "(one forward pass, 500 held-out problems, at the trial's last checkpoint; `probe` in the script). "
               "A trial stopped before its planned steps (`steps run`) resumes from its checkpoint when the "
               "script is rerun.", "", "## Commands", ""] + [f"- `{r['trial']}`: `{r['command']}`" for r in results]
-    lines += ["", f"Hardware: {json.dumps(hardware())}"]
-    (ROOT / "results.md").write_text("\n".join(lines) + "\n")
-    (ROOT / "results.json").write_text(json.dumps({"results": results, "hardware": hardware()}, indent=2))
-    plot(results)
+    lines += ["", f"Hardware: {json.dumps(hw)}"]
+    atomic_write_text(bench.root / "results.md", "\n".join(lines) + "\n")
+    atomic_write_json(bench.root / "results.json", {"results": results, "hardware": hw, "date": date})
+    plot(bench, results)
 
 
-def plot(results: list[dict]) -> None:
+def plot(bench: Bench, results: list[dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,7 +158,7 @@ def plot(results: list[dict]) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for r in results:
-        rows = log_rows(r["trial"])
+        rows = log_rows(bench, r["trial"])
         axes[0].plot([x["step"] for x in rows if "loss" in x], [x["loss"] for x in rows if "loss" in x],
                      label=r["trial"])
         vals = [x for x in rows if "val" in x]
@@ -242,69 +170,61 @@ def plot(results: list[dict]) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(ROOT / "curves.png", dpi=110)
+    fig.savefig(bench.root / "curves.png", dpi=110)
     plt.close(fig)
 
 
-def train_scorer() -> dict:
+def train_scorer(bench: Bench) -> dict:
     """Train the PPL scorer (``countdown-ar-tiny``) once; its command and cost in ``scorer.json``."""
-    out, info = RUNS / "countdown-ar-tiny", ROOT / "scorer.json"
+    out, info = bench.run_dir(SCORER), bench.root / "scorer.json"
     if info.is_file():
-        return json.loads(info.read_text())
-    cmd = [sys.executable, "-m", "mro", "train", "ar", *SCORER, "--out", str(out)]
-    if (out / "checkpoint.pt").is_file():
-        cmd.append("--resume")
-    t0 = time.time()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    losses = [json.loads(x)["loss"] for x in (out / "train_log.jsonl").read_text().splitlines() if "loss" in x]
-    result = {"command": " ".join(["mro", *cmd[3:]]), "wall_min": round((time.time() - t0) / 60, 2),
-              "final_loss": losses[-1]}
-    info.write_text(json.dumps(result, indent=2))
+        return read_json(info)
+    path, overrides = recipe("countdown", SCORER), {**dict(bench.overrides), "out": out}
+    model, cost = cpu_timed(train, path, **overrides, resume=started(out))
+    losses = [x["loss"] for x in read_log(out) if "loss" in x]
+    result = {"recipe": str(path.relative_to(REPO)), "command": command(path, **overrides),
+              "model": os.path.relpath(model, out),
+              "wall_min": cost["wall_min"], "final_loss": losses[-1]}
+    atomic_write_json(info, result)
     return result
 
 
-def ship(results: list[dict]) -> dict:
+def ship(bench: Bench, results: list[dict]) -> dict:
     """Copy the trial with the best validation score (never the test problems) to the package."""
     def best_val(r):
-        return max((x["val"]["20"] for x in log_rows(r["trial"]) if "val" in x), default=0.0)
+        return max((x["val"]["20"] for x in log_rows(bench, r["trial"]) if "val" in x), default=0.0)
 
     best = max((r for r in results if "solved" in r), key=best_val)
-    src = run_dir(best["trial"])
-    shutil.rmtree(SHIP, ignore_errors=True)
-    SHIP.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "train_config.json"):
-        shutil.copy(src / name, SHIP / name)
-    shutil.copy(src / "train_log.jsonl", SHIP / "train_log.txt")
-    scorer = train_scorer()
-    shutil.rmtree(SHIP_AR, ignore_errors=True)
-    SHIP_AR.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "train_config.json"):
-        shutil.copy(RUNS / "countdown-ar-tiny" / name, SHIP_AR / name)
-    shutil.copy(RUNS / "countdown-ar-tiny" / "train_log.jsonl", SHIP_AR / "train_log.txt")
-    info = {"trial": best["trial"], "command": best["command"], "test_solved": best["solved"], "scorer": scorer}
-    (ROOT / "shipped.json").write_text(json.dumps(info, indent=2))
+    run = bench.run_dir(best["trial"])
+    rec = best.get("recipe") or str(recipe("countdown", best["trial"]).relative_to(REPO))
+    install(run / best.get("model", "."), "countdown-tiny", run / "train_config.json", run, "\n".join([
+        "# countdown-tiny", "", "Bidirectional tiny diffusion LM for 3-number Countdown, trained from scratch "
+        "(docs/method.md section 9).", "", f"- Recipe: `{rec}`; chosen by `python benchmarks/train_countdown.py "
+        f"--ship` among {len(results)} trials by validation score.",
+        f"- Test (1,000 problems, greedy, one token per step): {best['solved']:.1f}% solved.", ""]))
+    scorer = train_scorer(bench)
+    srun = bench.run_dir(SCORER)
+    install(srun / scorer.get("model", "."), SCORER, srun / "train_config.json", srun, "\n".join([
+        f"# {SCORER}", "", "Tiny causal LM, the PPL scorer of `R_ppl` for Countdown (docs/method.md section 3).", "",
+        f"- Recipe: `{scorer.get('recipe', 'configs/recipes/countdown/ar/countdown-ar-tiny.yaml')}`; final loss "
+        f"{scorer['final_loss']}.", ""]))
+    info = {"trial": best["trial"], "recipe": rec, "command": best["command"], "test_solved": best["solved"],
+            "scorer": scorer}
+    atomic_write_json(bench.root / "shipped.json", info)
     return info
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=None, help="trials to run (default: all)")
-    parser.add_argument("--jobs", type=int, default=2, help="trials side by side (one thread each)")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the tables from finished trials")
-    parser.add_argument("--ship", action="store_true", help="copy the best finished trial into the package")
-    args = parser.parse_args()
-    RUNS.mkdir(parents=True, exist_ok=True)
+    args, bench = parse_bench_args(__doc__, ROOT, TRIALS, "copy the best finished trial into the package")
     if not args.report_only:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(run_safely, args.only or list(TRIALS)))
-    results = [json.loads((run_dir(t) / "eval.json").read_text()) if (run_dir(t) / "eval.json").is_file()
-               else {"trial": t, **TRIALS[t], "command": "mro train sft " + " ".join(
-                   COMMON + TRIALS[t]["flags"] + ["--steps", str(TRIALS[t]["steps"]), "--out", str(run_dir(t))])}
-               for t in TRIALS if log_rows(t)]
-    report(results)
+        run_jobs(train_and_eval, [(bench, t) for t in args.only or TRIALS], args.jobs)
+    results = [finished(bench.run_dir(t)) or {"trial": t, "command": command(recipe("countdown", t),
+                                                                            out=bench.run_dir(t))}
+               for t in TRIALS if log_rows(bench, t)]
+    report(bench, results, args.report_only)
     if args.ship:
-        print(json.dumps(ship(results), indent=2))
-    print((ROOT / "results.md").read_text())
+        print(json.dumps(ship(bench, results), indent=2))
+    print((bench.root / "results.md").read_text())
 
 
 if __name__ == "__main__":

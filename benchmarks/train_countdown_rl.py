@@ -2,19 +2,21 @@
 the correctness-only RL baseline and RS then RL (docs/method.md sections 6 and 7), under the Sudoku
 benchmark's budget rules.
 
-Each run starts from the shipped ``countdown-tiny`` (RS then RL: from the RS model of the same
-seed) and trains with one thread for at most :data:`MINUTES` CPU-minutes (CPU time of the
-training process; 8 for the rejection-sampling arm, whose collection comes before it, as in the
-Sudoku benchmark); the model kept is the one with the best validation score (greedy solved % at
-the :data:`VAL_STEPS` step counts on 256 held-out generator problems, never the test problems).
-Each kept model is then decoded greedily on the README's test set (1,000 held-out 3-number
-problems, numbers 1-100, targets up to 100, generator seed 1234) at :data:`EVAL_STEPS` steps.
-Training seeds 0, 1, 2 (mean +- std). The RL settings are the Sudoku benchmark's (16 problems x 8
-rollouts per update, Adam 1e-4, group-mean baseline), with rollouts at the step count where
-vanilla decoding loses most (``countdown_tokens_per_step.py``) and at T = 1.
+Every arm is a recipe, ``configs/recipes/countdown/<verb>/<arm>.yaml`` (``mro train <verb>
+--config <file>`` runs it alone). Each run starts from the shipped ``countdown-tiny`` (RS then RL:
+from the RS model of the same seed) and trains with one thread for at most its recipe's
+``max_minutes`` CPU-minutes (CPU time of the training process; 6, and 8 for the rejection-sampling
+arm, whose collection comes before it, as in the Sudoku benchmark); the model kept is the one with
+the best validation score (greedy solved % at 5 and 10 steps on 256 held-out generator problems,
+never the test problems). Each kept model is then decoded greedily on the README's test set (1,000
+held-out 3-number problems, numbers 1-100, targets up to 100, generator seed 1234) at
+:data:`EVAL_STEPS` steps. Training seeds 0, 1, 2 (mean +- std). The RL settings are the Sudoku
+benchmark's (16 problems x 8 rollouts per update, Adam 1e-4, group-mean baseline), with rollouts at
+the step count where vanilla decoding loses most (``countdown_tokens_per_step.py``) and at T = 1.
 
-Runs are independent jobs, two at a time (the RS-then-RL runs after every other); a finished run
-(its ``eval.json``) is skipped and an interrupted one resumes from its checkpoint:
+Runs call the trainers in-process, two at a time, each in a process of its own (the RS-then-RL
+runs after every other); a finished run (its ``eval.json``) is skipped and an interrupted one
+resumes from its checkpoint:
 
     python benchmarks/train_countdown_rl.py                  # results.md gives the runs' wall time
     python benchmarks/train_countdown_rl.py --report-only
@@ -24,46 +26,26 @@ Runs are independent jobs, two at a time (the RS-then-RL runs after every other)
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from train_sudoku import REPO, SELECT, install, mean_std, selection_score, train_stats
+from mro.io import atomic_write_json, atomic_write_text, read_json
+
+from common.recipes import REPO, recipe
+from common.runs import (Bench, evaluate, finished, mean_std, parse_bench_args, provenance, read_log, run_jobs,
+                         train_arm, val_records)
+from common.ship import SELECT, card, install, selection_score
 
 ROOT = Path(__file__).resolve().parent / "results" / "train_countdown_rl"
-RUNS = ROOT / "runs"
 PROBLEMS = "n_numbers=3,max_number=100,max_target=100"
 EVAL_STEPS = (20, 10, 5)  # 1, 2 and 4 tokens per step
-VAL_STEPS = "5,10"
-ROLLOUT_STEPS = "5"
-MINUTES = 6
+VAL_STEPS = "5,10"  # the recipes' val_steps
+ROLLOUT_STEPS = "5"  # the RL recipes' steps
+MINUTES = 6  # the RL recipes' max_minutes
 SEEDS = (0, 1, 2)
 TEST = dict(task="countdown", n=1000, task_options=PROBLEMS, data_seed=1234)
-COMMON = ["--task", "countdown", "--model", "countdown-tiny", "--threads", "1", "--progress", "false",
-          "--task-options", PROBLEMS, "--val-n", "256", "--val-steps", VAL_STEPS]
-RL = ["--updates", "100000", "--prompts", "16", "--rollouts", "8", "--steps", ROLLOUT_STEPS, "--temperature", "1",
-      "--lr", "1e-4", "--val-every", "20", "--max-minutes", str(MINUTES)]
-ARMS = {
-    "rl-correctness": ("rl", RL + ["--rewards", "q", "--format-weight", "0", "--shaping", "false", "--credit", "to-go"]),
-    "rl-mro": ("rl", RL + ["--rewards", "tv=0.1,ppl=0.1,q", "--format-weight", "0", "--shaping", "true",
-                           "--credit", "group", "--w", "1", "--groups", "2", "--proposal", "uniform"]),
-    # rejection sampling from the model's own slow decodes, the recipe that worked best on Sudoku:
-    # best-of-2 (the greedy decode and one sample at T = 0.5, majority vote, ties to the greedy one) at
-    # one token per step on 8,000 training problems, keep the verified ones, fine-tune towards the final
-    # answer from every state (cosine lr); the collection's CPU time is not in the budget
-    "rs-20": ("rs", ["--problems", "8000", "--collect-batch", "500", "--collect", "best-of-n", "--collect-steps",
-                     "20", "--collect-temperature", "0.5", "--k", "2", "--select", "vote", "--rewards", "q",
-                     "--target", "final", "--lr", "3e-4", "--batch-size", "64", "--updates", "2000",
-                     "--lr-schedule", "cosine", "--val-every", "100", "--max-minutes", "8"]),
-    # RL after RS (from the RS model of the same seed): correctness only, a lower learning rate
-    "rs-20-then-rl": ("rl", RL + ["--rewards", "q", "--format-weight", "0", "--shaping", "false", "--credit", "to-go",
-                                  "--lr", "3e-5"]),
-}
+#: the arms (recipes configs/recipes/countdown/<verb>/<arm>.yaml), in the order they run and are reported
+ARMS = ("rl-correctness", "rl-mro", "rs-20", "rs-20-then-rl")
 #: arms that start from another arm's kept model (of the same seed) instead of countdown-tiny
 INIT = {"rs-20-then-rl": "rs-20"}
 NAMES = {"rl-correctness": "RL, correctness only", "rl-mro": "RL, MRO rewards (R_tv + R_ppl + R_q) + SGRO",
@@ -71,66 +53,33 @@ NAMES = {"rl-correctness": "RL, correctness only", "rl-mro": "RL, MRO rewards (R
          "rs-20-then-rl": "RS, then RL (correctness only, lr 3e-5)"}
 
 
-def run_dir(arm: str, seed: int) -> Path:
-    return RUNS / f"{arm}-s{seed}"
-
-
-def evaluate(model: str, out: Path) -> dict:
+def test(bench: Bench, model: Path | str, out: Path) -> dict:
     """Solved % at each of EVAL_STEPS on the 1,000 test problems (greedy)."""
-    from mro.eval.harness import EvalConfig, run_eval
-
-    shutil.rmtree(out, ignore_errors=True)
-    s = run_eval(EvalConfig(model=model, steps=list(EVAL_STEPS), seed=0, out=str(out), batch_size=250,
-                            progress=False, **TEST))
-    return {str(r["steps"]): round(100 * r["correct"], 2) for r in s["results"]}
+    return evaluate(model, out, "correct", steps=list(EVAL_STEPS), seed=0, **{**TEST, "n": bench.test_n or TEST["n"]})
 
 
-def train_and_eval(arm: str, seed: int) -> dict:
-    out = run_dir(arm, seed)
-    done = out / "eval.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    verb, flags = ARMS[arm]
-    cmd = [sys.executable, "-m", "mro", "train", verb, *COMMON, *flags, "--seed", str(seed), "--out", str(out)]
-    if arm in INIT:  # the later --model wins
-        cmd += ["--model", str(run_dir(INIT[arm], seed) / "best")]
-    if (out / "run.json").is_file():
-        cmd.append("--resume")
-    t0 = time.time()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    result = {"arm": arm, "seed": seed, "command": " ".join(["mro", *cmd[3:]]), "wall_s": round(time.time() - t0, 1)}
-    result["solved"] = evaluate(str(out / "best"), out / "eval")
-    result.update(train_stats(out))
-    done.write_text(json.dumps(result, indent=2))
-    return result
+def train_and_eval(bench: Bench, arm: str, seed: int) -> dict:
+    """Train one arm/seed (resuming a partial run), then test its best model; kept in eval.json."""
+    return train_arm(bench, "countdown", arm, seed, INIT.get(arm), test)
 
 
-def run_safely(job: tuple[str, int]) -> dict | None:
-    try:
-        return train_and_eval(*job)
-    except Exception as e:  # noqa: BLE001 - a benchmark job, reported and skipped
-        print(f"{job[0]} seed {job[1]} failed: {type(e).__name__}: {e}", file=sys.stderr)
-        return None
-
-
-def vanilla() -> dict:
-    path = ROOT / "vanilla.json"
+def vanilla(bench: Bench) -> dict:
+    path = bench.root / "vanilla.json"
     if not path.is_file():
-        path.write_text(json.dumps(evaluate("countdown-tiny", RUNS / "vanilla-eval"), indent=2))
-    return json.loads(path.read_text())
+        atomic_write_json(path, test(bench, "countdown-tiny", bench.run_dir("vanilla-eval")))
+    return read_json(path)
 
 
-def report(results: list[dict]) -> None:
-    from mro.eval.records import hardware, now
-
-    base = vanilla()
+def report(bench: Bench, results: list[dict], report_only: bool) -> None:
+    hw, date = provenance(bench.root / "results.json", report_only)
+    base = vanilla(bench)
     lines = ["# Training with MRO on countdown-tiny", "",
              f"Solved % on 1,000 held-out 3-number test problems (numbers 1-100, targets up to 100, generator seed "
              f"1234), greedy; training seeds {list(SEEDS)} (mean ± std). Each run: one thread, at most {MINUTES} "
              f"CPU-minutes (RS: 8, after its collection), RL rollouts at {ROLLOUT_STEPS} steps and T = 1, "
              f"best checkpoint by validation (greedy at "
              f"{VAL_STEPS} steps, 256 held-out generator problems). Made by "
-             f"`python benchmarks/train_countdown_rl.py` ({now()}).", "",
+             f"`python benchmarks/train_countdown_rl.py` ({date}).", "",
              "| method | " + " | ".join(f"{s} steps" for s in EVAL_STEPS) + " | CPU-min | updates | best update |",
              "|---|" + "---|" * (len(EVAL_STEPS) + 3),
              "| vanilla (countdown-tiny) | " + " | ".join(f"{base[str(s)]:.1f}" for s in EVAL_STEPS) + " | - | - | - |"]
@@ -144,17 +93,16 @@ def report(results: list[dict]) -> None:
     lines += ["", "Best update 0 = no validation beat the starting model, so the run kept it. Wall time of all runs "
               f"(one at a time or two side by side, evaluation included): {sum(r['wall_s'] for r in results) / 60:.0f} "
               "minutes."]
-    lines += equal_updates(results)
+    lines += equal_updates(bench, results)
     lines += ["", "## Commands", ""]
-    lines += [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(REPO, '')}`" for r in results]
-    lines += ["", f"Hardware: {json.dumps(hardware())}"]
-    (ROOT / "results.md").write_text("\n".join(lines) + "\n")
-    (ROOT / "results.json").write_text(json.dumps({"vanilla": base, "runs": results, "hardware": hardware(),
-                                                   "date": now()}, indent=2))
-    plot(results)
+    lines += [f"- `{r['arm']}` seed {r['seed']}: `{r['command'].replace(str(REPO) + '/', '')}`" for r in results]
+    lines += ["", f"Hardware: {json.dumps(hw)}"]
+    atomic_write_text(bench.root / "results.md", "\n".join(lines) + "\n")
+    atomic_write_json(bench.root / "results.json", {"vanilla": base, "runs": results, "hardware": hw, "date": date})
+    plot(bench, results)
 
 
-def equal_updates(results: list[dict]) -> list[str]:
+def equal_updates(bench: Bench, results: list[dict]) -> list[str]:
     """The RL arms at the same updates: validation (mean over seeds) and their rollouts' rewards."""
     lines = ["", "## RL at equal updates", "",
              "Validation solved % (mean over the seeds that got there) and the training rollouts' mean intra "
@@ -162,16 +110,15 @@ def equal_updates(results: list[dict]) -> list[str]:
              "| arm | update | seeds | val 5 steps | val 10 steps | rollouts' window | intra | correct |",
              "|---|---|---|---|---|---|---|---|"]
     for arm in ("rl-correctness", "rl-mro"):
-        logs = [[json.loads(x) for x in (run_dir(r["arm"], r["seed"]) / "log.jsonl").read_text().splitlines()]
-                for r in results if r["arm"] == arm]
+        logs = [read_log(bench.run_dir(f"{r['arm']}-s{r['seed']}")) for r in results if r["arm"] == arm]
         for update, window in ((0, (1, 20)), (100, (81, 100)), (200, (181, 200))):
             vals = [v for log in logs for v in log if v["kind"] == "val" and v["update"] == update]
-            train = [t for log in logs for t in log if t["kind"] == "train" and window[0] <= t["update"] <= window[1]]
-            if not vals or not train:
+            train_rows = [t for log in logs for t in log if t["kind"] == "train" and window[0] <= t["update"] <= window[1]]
+            if not vals or not train_rows:
                 continue
             lines.append(f"| {arm} | {update} | {len(vals)} | "
                          + " | ".join(f"{100 * sum(v['solved'][st] for v in vals) / len(vals):.1f}" for st in ("5", "10"))
-                         + f" | {window[0]}-{window[1]} | {mean_of(train, 'intra')} | {mean_of(train, 'q')} |")
+                         + f" | {window[0]}-{window[1]} | {mean_of(train_rows, 'intra')} | {mean_of(train_rows, 'q')} |")
     return lines
 
 
@@ -181,7 +128,7 @@ def mean_of(records: list[dict], key: str) -> str:
     return f"{sum(values) / len(values):.3f}" if values else "-"
 
 
-def plot(results: list[dict]) -> None:
+def plot(bench: Bench, results: list[dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,8 +139,7 @@ def plot(results: list[dict]) -> None:
     colors = {"rl-correctness": "tab:blue", "rl-mro": "tab:orange", "rs-20": "tab:green", "rs-20-then-rl": "tab:red"}
     for ax, st in zip(axes, steps):
         for r in results:
-            log = [json.loads(x) for x in (run_dir(r["arm"], r["seed"]) / "log.jsonl").read_text().splitlines()]
-            vals = [x for x in log if x["kind"] == "val"]
+            vals = val_records(bench.run_dir(f"{r['arm']}-s{r['seed']}"))
             ax.plot([x["cpu_min"] for x in vals], [100 * x["solved"][st] for x in vals], color=colors[r["arm"]],
                     alpha=0.85, lw=1.2, label=r["arm"] if r["seed"] == 0 else None)
         ax.set_title(f"validation solved % at {st} steps (greedy)")
@@ -202,11 +148,11 @@ def plot(results: list[dict]) -> None:
     axes[0].set_ylabel("solved %")
     axes[-1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(ROOT / "curves.png", dpi=110)
+    fig.savefig(bench.root / "curves.png", dpi=110)
     plt.close(fig)
 
 
-def ship(results: list[dict]) -> dict:
+def ship(bench: Bench, results: list[dict]) -> dict:
     """Copy the RS arm's best seed into the package as ``countdown-tiny-rs``: every seed's kept model
     is scored on one common validation set (SELECT: 1,024 held-out generator problems, greedy at 5
     and 10 steps; never the test problems), as the Sudoku benchmark chooses its shipped models."""
@@ -214,38 +160,38 @@ def ship(results: list[dict]) -> dict:
     if not rows:
         return {}
     for r in rows:
-        r["selection"] = selection_score(run_dir(r["arm"], r["seed"]) / "best", "countdown", (5, 10),
-                                         n_numbers=3, max_number=100, max_target=100)
+        r["selection"] = selection_score(bench.run_dir(f"{r['arm']}-s{r['seed']}") / "best", "countdown", (5, 10),
+                                         PROBLEMS)
     best = max(rows, key=lambda r: r["selection"])
-    install(run_dir(best["arm"], best["seed"]), "countdown-tiny-rs")
+    run = bench.run_dir(f"{best['arm']}-s{best['seed']}")
     chosen = {"countdown-tiny-rs": {
-        "arm": best["arm"], "seed": best["seed"], "command": best["command"].replace(REPO, ""),
+        "arm": best["arm"], "seed": best["seed"],
+        "recipe": best.get("recipe") or str(recipe("countdown", best["arm"]).relative_to(REPO)),
+        "command": best["command"].replace(str(REPO) + "/", ""),
         "validation": best["best_val"], "selection": round(100 * best["selection"], 2), "selection_set": SELECT,
         "test": best["solved"], "candidates": {f"{r['arm']}-s{r['seed']}": round(100 * r["selection"], 2) for r in rows}}}
-    (ROOT / "shipped.json").write_text(json.dumps(chosen, indent=2))
+    install(run / "best", "countdown-tiny-rs", run / "run.json", run,
+            card("countdown-tiny-rs", "`countdown-tiny` after rejection sampling (docs/method.md section 6)",
+                 chosen["countdown-tiny-rs"], "benchmarks/train_countdown_rl.py", "1,000 test problems"))
+    atomic_write_json(bench.root / "shipped.json", chosen)
     return chosen
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (one thread each)")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the table from finished runs")
-    parser.add_argument("--ship", action="store_true",
-                        help="copy the best RS model (by a common validation set) into the package")
-    args = parser.parse_args()
-    RUNS.mkdir(parents=True, exist_ok=True)
+    args, bench = parse_bench_args(__doc__, ROOT, ARMS, "copy the best RS model (by a common validation set) into "
+                                                        "the package")
     jobs = [(arm, seed) for seed in SEEDS for arm in ARMS]
     if not args.report_only:
-        vanilla()
-        for phase in ([j for j in jobs if j[0] not in INIT], [j for j in jobs if j[0] in INIT]):
-            with ThreadPoolExecutor(args.jobs) as pool:  # second phase: arms that start from a first-phase model
-                list(pool.map(run_safely, phase))
-    results = [json.loads((run_dir(a, s) / "eval.json").read_text()) for a, s in jobs
-               if (run_dir(a, s) / "eval.json").is_file()]
-    report(results)
-    print((ROOT / "results.md").read_text())
+        vanilla(bench)
+        todo = [j for j in jobs if j[0] in (args.only or ARMS)]
+        for phase in ([j for j in todo if j[0] not in INIT], [j for j in todo if j[0] in INIT]):
+            # second phase: arms that start from a first-phase model
+            run_jobs(train_and_eval, [(bench, *j) for j in phase], args.jobs)
+    results = [r for a, s in jobs if (r := finished(bench.run_dir(f"{a}-s{s}")))]
+    report(bench, results, args.report_only)
+    print((bench.root / "results.md").read_text())
     if args.ship:
-        print(json.dumps(ship(results), indent=2))
+        print(json.dumps(ship(bench, results), indent=2))
 
 
 if __name__ == "__main__":

@@ -19,22 +19,18 @@ from pathlib import Path
 import torch
 
 from mro.eval.records import hardware, now
-from mro.models import load_model
 from mro.rewards.multi import MultiReward
 from mro.sampling import DecodeConfig
 from mro.search import SearchConfig, get_decoder
-from mro.tasks import get_task
-from mro.tasks.base import tiny_batch
+
+from common.timing import sudoku_batch
 
 BATCH, REPEATS, K, TEMP = 128, 15, 4, 0.5
 RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> dict:
-    torch.set_num_threads(1)
-    model = load_model("sudoku-tiny")
-    task = get_task("sudoku")
-    prompts, responses = tiny_batch(task, task.generate(BATCH, seed=5, min_blanks=10, max_blanks=12), model.tokenizer)
+    model, task, prompts, responses = sudoku_batch(BATCH, seed=5, min_blanks=10, max_blanks=12)
     rows = []
     for steps in (4, 8):
         cfg = DecodeConfig(gen_length=16, steps=steps, temperature=TEMP)

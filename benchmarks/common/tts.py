@@ -1,7 +1,7 @@
 """Test-time scaling on a shipped tiny model: MRO vs vanilla and baselines at equal forward passes.
 
-Shared by ``tts_sudoku.py`` and ``tts_countdown.py`` (each names its model, problems and step
-counts in a :class:`Setting`). Methods, on held-out generator problems, 3 decoding seeds, at two
+Run by ``tts_sudoku.py`` (:data:`SUDOKU`) and ``tts_countdown.py`` (:data:`COUNTDOWN`); each
+:class:`Setting` names the model, problems and step counts. Methods, on held-out generator problems, 3 decoding seeds, at two
 step counts: vanilla (greedy, and sampled at the search temperature), TTS-MRO (k = 4, segments of
 w = 1 step, and w = 2, R_tv + R_ppl + R_q), TTS-CBR and best-of-n given at least TTS-MRO
 (w = 1)'s DLM forward passes. Mean +- std over seeds of the solved rate; DLM forward passes per
@@ -19,7 +19,7 @@ from mro.eval.harness import EvalConfig, run_eval
 from mro.eval.records import hardware, now
 from mro.tasks import get_task
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 SEEDS, TEMP, K, W = (0, 1, 2), 0.5, 4, 1
 
 
@@ -33,6 +33,13 @@ class Setting:
     steps: tuple[int, int]  # the hard setting, then twice its steps
     length: int  # response positions (tokens per step = length / steps)
     described: str  # the problems, for the footer
+
+
+SUDOKU = Setting(stem="tts_sudoku", model="sudoku-tiny", task="sudoku", task_options="min_blanks=10,max_blanks=12",
+                 n=500, steps=(4, 8), length=12, described="held-out puzzles with 10-12 blanks")
+COUNTDOWN = Setting(stem="tts_countdown", model="countdown-tiny", task="countdown",
+                    task_options="n_numbers=3,max_number=100,max_target=100", n=500, steps=(5, 10), length=20,
+                    described="held-out 3-number problems (numbers 1-100, targets up to 100)")
 
 
 def evaluate(s: Setting, decode: str, seed: int, temperature: float, only: int | None = None, **search) -> dict:

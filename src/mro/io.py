@@ -12,6 +12,7 @@
   process dies, however it dies: a stale lock cannot block a later run.
 - :func:`read_jsonl`, :func:`repair_jsonl`: JSONL whose corrupt lines (a torn last line, a
   damaged line anywhere) are reported and dropped one by one; every valid row is kept.
+  :func:`read_jsonl` reads a gzip-compressed file (``*.jsonl.gz``) too.
 """
 
 from __future__ import annotations
@@ -188,8 +189,12 @@ def _parse_lines(path: Path) -> tuple[list[dict], list[int], int]:
     rows, bad = [], []
     try:
         data = path.read_bytes()
-    except OSError as e:
-        raise MroError(f"cannot read {path}: {e.strerror or e}") from None
+        if path.suffix == ".gz":  # a compressed log (``log.jsonl.gz``) reads like the plain one
+            import gzip
+
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as e:
+        raise MroError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     lines = data.splitlines()
     for no, raw in enumerate(lines, 1):
         if not raw.strip():
@@ -229,6 +234,8 @@ def repair_jsonl(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
+    if path.suffix == ".gz":
+        raise MroError(f"{path} is compressed: it can be read, not repaired in place")
     rows, bad, _ = _parse_lines(path)
     data = path.read_bytes()
     if bad or (data and not data.endswith(b"\n")):
