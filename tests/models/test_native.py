@@ -374,18 +374,30 @@ def test_a_missing_or_misshapen_weight_is_one_line(tmp_path):
 
 
 # -- through the CLI ----------------------------------------------------------------------------
-def test_mro_eval_runs_on_a_native_llada_folder(llada_folder, tmp_path, capsys):
-    folder, _ = llada_folder
+def eval_argv(folder, tmp_path, *flags):
     data = tmp_path / "gsm8k.jsonl"
     data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in [
         ("she has 3 apples and 4 more . how many apples ?", "3 + 4 = 7\n#### 7"),
         ("each day 2 eggs . how many eggs in 5 days ?", "2 * 5 = 10\n#### 10")]))
+    return ["eval", "--model", str(folder), "--task", "gsm8k", "--protocol", "d1", "--data", str(data),
+            "--gen-length", "8", "--steps", "4", "--block-length", "4", "--batch-size", "2",
+            "--out", str(tmp_path / "out"), "--progress", "false", *flags]
+
+
+@pytest.mark.parametrize("cache", ["none", "dual"])
+def test_mro_eval_runs_on_a_native_llada_folder(llada_folder, tmp_path, capsys, cache):
+    folder, _ = llada_folder
     out = tmp_path / "out"
-    code = main(["eval", "--model", str(folder), "--task", "gsm8k", "--protocol", "d1", "--data", str(data),
-                 "--gen-length", "8",
-                 "--steps", "4", "--block-length", "8", "--batch-size", "2", "--out", str(out), "--progress", "false"])
+    code = main(eval_argv(folder, tmp_path, "--cache", cache))
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"]["name"] == str(folder) and summary["results"][0]["n"] == 2
     rows = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["nfe"] == 4 for r in rows)
+
+
+def test_mro_eval_remote_code_flag_is_one_line_when_the_code_is_absent(llada_folder, tmp_path, capsys):
+    folder, _ = llada_folder
+    assert main(eval_argv(folder, tmp_path, "--remote-code")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"mro: error: cannot load model folder {folder}")
