@@ -192,7 +192,7 @@ def test_bf16_runs_the_forward_under_autocast_and_still_learns(tmp_path, monkeyp
     import mro.train.sft as sft
 
     seen = []
-    real = sft.masked_diffusion_loss
+    real = sft.masked_diffusion_rows
 
     def spy(model, *args, **kwargs):
         seen.append(torch.is_autocast_enabled("cpu"))
@@ -200,10 +200,18 @@ def test_bf16_runs_the_forward_under_autocast_and_still_learns(tmp_path, monkeyp
         seen.append(logits.dtype)
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(sft, "masked_diffusion_loss", spy)
+    monkeypatch.setattr(sft, "masked_diffusion_rows", spy)
     out = train_sft(SFTConfig(out=str(tmp_path / "bf16"), steps=30, lr=3e-3, bf16=True, **SMALL))
     assert seen[:2] == [True, torch.bfloat16]
     losses = [r["loss"] for r in records(out)]
     assert losses[-1] < losses[0]
     # the saved weights stay fp32
     assert all(p.dtype == torch.float32 for p in TinyDLM.load(str(out)).module.parameters())
+
+
+def test_micro_batches_accumulate_to_the_whole_batch(tmp_path):
+    whole = train_sft(SFTConfig(out=str(tmp_path / "whole"), steps=3, **SMALL))
+    micro = train_sft(SFTConfig(out=str(tmp_path / "micro"), steps=3, micro_batch=3, **SMALL))  # 3 + 3 + 2 rows
+    wa, wb = TinyDLM.load(whole).module.state_dict(), TinyDLM.load(micro).module.state_dict()
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    assert records(whole)[-1]["loss"] == pytest.approx(records(micro)[-1]["loss"], abs=1e-6)

@@ -24,15 +24,16 @@ def masked_diffusion_loss(model: DiffusionLM, tokens: torch.Tensor, maskable: to
     for the whole batch, so every row is noised as in one process); averaged over the processes,
     as distributed data parallel averages gradients, the shares give the whole batch's loss.
     """
-    rows = masked_diffusion_rows(model, tokens, maskable, attention_mask, generator, eps, ordered_fraction, share)
+    rows = masked_diffusion_rows(model, tokens, maskable, attention_mask, generator, eps, ordered_fraction,
+                                 slice(share[0], None, share[1]))
     return rows.sum() / rows.shape[0]
 
 
 def masked_diffusion_rows(model: DiffusionLM, tokens: torch.Tensor, maskable: torch.Tensor,
                           attention_mask: torch.Tensor | None = None,
                           generator: torch.Generator | None = None, eps: float = 1e-3,
-                          ordered_fraction: float = 0.0, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
-    """``[rows of this share]`` each row's masked-diffusion loss.
+                          ordered_fraction: float = 0.0, rows: slice | list[int] | None = None) -> torch.Tensor:
+    """``[len(rows)]`` the masked-diffusion loss of each of the batch's ``rows`` (default: all).
 
     Args:
         tokens: ``[B, N]`` clean sequences (prompt + reference response).
@@ -44,7 +45,8 @@ def masked_diffusion_rows(model: DiffusionLM, tokens: torch.Tensor, maskable: to
         ordered_fraction: share of rows whose masks are the last ``ceil(p_mask * n)`` of their
             ``n`` maskable positions (left to right, as a block-diffusion or autoregressive model
             sees a response) instead of i.i.d. positions; 0 is LLaDA's loss.
-        share: ``(rank, world)``: compute only rows ``rank::world`` (see :func:`masked_diffusion_loss`).
+        rows: the rows to compute (a process's share, a micro-batch of it); the draws are made for
+            the whole batch whichever rows are computed.
     """
     b = tokens.shape[0]
     dev = tokens.device
@@ -59,7 +61,7 @@ def masked_diffusion_rows(model: DiffusionLM, tokens: torch.Tensor, maskable: to
         rank = maskable_d.long().cumsum(-1) - 1  # 0..n-1 over the maskable positions
         suffix = maskable_d & (rank >= n - torch.ceil(p_mask[:, :1] * n))
         noise = torch.where(ordered[:, None], suffix, noise)
-    mine = slice(share[0], None, share[1])
+    mine = slice(None) if rows is None else rows
     tokens, maskable = tokens[mine], maskable[mine]
     noise, p_mask = noise[mine].to(dev), p_mask[mine].to(dev)
     attention_mask = attention_mask[mine] if attention_mask is not None else None

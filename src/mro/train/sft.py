@@ -19,6 +19,8 @@ the batch's rows, noised by draws made for the whole batch).
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from mro.models.tiny import TinyDLM
 from mro.sampling.batch import layout
 from mro.tasks import get_task
 from mro.train.config import ModelSettings, includes
-from mro.train.loss import masked_diffusion_loss, masked_diffusion_rows
+from mro.train.loss import masked_diffusion_rows
 from mro.train.pairs import PairOrder, encode_pairs, pair_batch, read_pairs
 from mro.train.problems import ProblemSource, validate
 from mro.train.setup import load_trainable
@@ -54,6 +56,9 @@ class SFTConfig(TinyRunConfig):
         "help": "--data: system turn of every prompt (none by default)"})
     max_length: int | None = field(default=None, metadata={
         "help": "--data: most tokens of a pair (prompt + response; longer responses are cut)", "min": 2})
+    micro_batch: int = field(default=0, metadata={
+        "help": "rows per forward/backward on a process; gradients accumulate over its share of the batch "
+                "(0 = its whole share at once)", "min": 0})
     ordered_masks: float = field(default=0.0, metadata={
         "help": "share of training rows masked as a suffix of the response (left to right) instead of "
                 "at i.i.d. positions (docs/method.md section 9); 0 = LLaDA's loss", "min": 0, "max": 1})
@@ -81,6 +86,13 @@ class SFTTrainer(Plugin):
         self.title = f"mro train sft: {cfg.model or 'tiny model'} on {cfg.data or cfg.task}"
         self.validate_at_start = cfg.model is not None  # a given starting model competes for best/
 
+    def accumulation(self, world: int, rank: int) -> int:
+        if self.cfg.batch_size % world:
+            raise MroError(f"batch_size ({self.cfg.batch_size}) must divide evenly over {world} processes")
+        share = self.cfg.batch_size // world
+        self.micro = self.cfg.micro_batch or share
+        return math.ceil(share / self.micro)
+
     def make_model(self, device):
         cfg = self.cfg
         if cfg.model is None:
@@ -96,9 +108,6 @@ class SFTTrainer(Plugin):
 
     def before_training(self, trainer) -> None:
         cfg, model = self.cfg, trainer.model
-        world = trainer.acc.num_processes
-        if cfg.batch_size % world:
-            raise MroError(f"batch_size ({cfg.batch_size}) must divide evenly over {world} processes")
         if cfg.data is None:
             source = ProblemSource(self.task, cfg.generator_options(), cfg.seed, cfg.val_n)
             self.val_examples = source.validation() if cfg.val_every else []
@@ -120,16 +129,17 @@ class SFTTrainer(Plugin):
 
     def update(self, trainer, update: int) -> dict:
         cfg, model, acc = self.cfg, trainer.model, trainer.acc
-        share = (acc.process_index, acc.num_processes)
+        tokens, maskable, attn = (x.to(model.device) for x in self.batch(model, update))
+        mine = list(range(acc.process_index, cfg.batch_size, acc.num_processes))
 
-        def loss():
-            tokens, maskable, attn = (x.to(model.device) for x in self.batch(model, update))
+        def loss(rows):  # the same draws for the whole batch in every micro-batch and process
             gen = torch.Generator().manual_seed(cfg.seed * 7_919 + update)
             with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                return masked_diffusion_loss(model, tokens, maskable, attn, generator=gen,
-                                             ordered_fraction=cfg.ordered_masks, share=share)
+                return masked_diffusion_rows(model, tokens, maskable, attn, generator=gen,
+                                             ordered_fraction=cfg.ordered_masks, rows=rows).sum() / len(mine)
 
-        total, _ = trainer.step([loss])
+        total, _ = trainer.step(functools.partial(loss, mine[lo:lo + self.micro])
+                                for lo in range(0, len(mine), self.micro))
         return trainer.mean_over_processes({"loss": total})
 
     @torch.no_grad()
@@ -146,7 +156,7 @@ class SFTTrainer(Plugin):
                                       pair_batch(self.val_pairs[lo:lo + cfg.batch_size], model.pad_token_id,
                                                  model.eos_token_id))
             rows = masked_diffusion_rows(model, tokens, maskable, attn, generator=gen,
-                                         share=(acc.process_index, acc.num_processes))
+                                         rows=slice(acc.process_index, None, acc.num_processes))
             total += torch.stack([rows.sum().double(), torch.tensor(float(len(rows)), device=model.device)])
         total = acc.reduce(total, "sum")
         loss = round(float(total[0] / total[1].clamp_min(1)), 6)

@@ -115,7 +115,10 @@ class Trainer:
         plan = cfg.plan()
         self.opt, self.sched = optimizer_for(model, cfg, plan.updates)
         raw = model.module
-        self.prepared, self.opt, self.sched = acc.prepare(raw, self.opt, self.sched)
+        self.prepared, self.opt = acc.prepare(raw, self.opt)
+        # the schedule counts optimizer updates: not handed to accelerate, whose scheduler wrapper
+        # steps once per process and would run it `num_processes` times as fast
+        acc.register_for_checkpointing(self.sched)
         model.module = self.prepared
         try:
             self._restore()
@@ -191,7 +194,8 @@ class Trainer:
                     if norm is not None:  # DeepSpeed clips inside its own step and reports none
                         norms.append(float(norm))
                 self.opt.step()
-                self.sched.step()
+                if acc.sync_gradients:
+                    self.sched.step()
                 self.opt.zero_grad(set_to_none=True)
             total += float(loss.detach())
         return total, norms
