@@ -8,7 +8,7 @@ python benchmarks/sudoku_tokens_per_step.py
 python benchmarks/tts_sudoku.py
 python benchmarks/tts_vs_greedy.py
 python benchmarks/correlation.py sudoku
-bash benchmarks/demo_output.sh
+python benchmarks/demo_output.py
 python benchmarks/sampler_overhead.py
 python benchmarks/reward_cost.py
 python benchmarks/tts_overhead.py
