@@ -66,8 +66,6 @@ class DreamModel(NativeLM, Qwen2PreTrainedModel):
     and returns next-position ``logits``, unshifted."""
 
     config_class = DreamConfig
-    base_model_prefix = "model"
-    supports_gradient_checkpointing = True
     _tied_weights_keys = ["lm_head.weight"]
     shifted = True
 
@@ -78,7 +76,6 @@ class DreamModel(NativeLM, Qwen2PreTrainedModel):
         self.n_heads, self.n_kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self.rotary = getattr(self.model, "rotary_emb", None) or Qwen2RotaryEmbedding(config=config)
-        self.gradient_checkpointing = False
         self.post_init()
 
     def get_input_embeddings(self):

@@ -35,9 +35,11 @@ from transformers.models.llama.modeling_llama import LlamaRMSNorm, LlamaRotaryEm
 from mro.errors import MroError
 from mro.models.native import LayerParts, NativeLM
 
-#: LLaDA-8B-Instruct's published config (what a scaled-down random model starts from)
+#: LLaDA-8B-Instruct's published config (what a scaled-down random model starts from); its
+#: ``n_kv_heads`` (32) equals ``n_heads``, the default, so it is left out here and a copy with fewer
+#: heads needs no second change
 LLADA_8B_CONFIG = {
-    "model_type": "llada", "d_model": 4096, "n_heads": 32, "n_kv_heads": 32, "n_layers": 32,
+    "model_type": "llada", "d_model": 4096, "n_heads": 32, "n_layers": 32,
     "mlp_hidden_size": 12288, "vocab_size": 126464, "embedding_size": 126464, "rope_theta": 500000.0,
     "rms_norm_eps": 1e-5, "max_sequence_length": 4096, "weight_tying": False, "include_qkv_bias": False,
     "mask_token_id": 126336, "eos_token_id": 126081, "pad_token_id": 126081,
@@ -79,8 +81,8 @@ class LLaDAConfig(PretrainedConfig):
                                f"(remote_code: true)")
         super().__init__(tie_word_embeddings=False, **kwargs)
         if d_model % n_heads or n_heads % self.kv_heads:
-            raise MroError(f"LLaDA config: d_model {d_model} must divide into n_heads {n_heads}, and n_heads "
-                           f"into the {self.kv_heads} key/value heads")
+            raise MroError(f"LLaDA config: d_model ({d_model}) must be a multiple of n_heads ({n_heads}), and "
+                           f"n_heads of the key/value heads ({self.kv_heads})")
 
     @property
     def kv_heads(self) -> int:
@@ -138,8 +140,6 @@ class LLaDAModelLM(NativeLM, PreTrainedModel):
     takes what the remote code takes and returns position-aligned ``logits``."""
 
     config_class = LLaDAConfig
-    base_model_prefix = "model"
-    supports_gradient_checkpointing = True
     _no_split_modules = ["LLaDABlock"]
     shifted = False
 
@@ -152,7 +152,6 @@ class LLaDAModelLM(NativeLM, PreTrainedModel):
                            num_key_value_heads=config.kv_heads, rope_theta=config.rope_theta,
                            max_position_embeddings=config.max_sequence_length)
         self.rotary = LlamaRotaryEmbedding(config=rope)
-        self.gradient_checkpointing = False
         self.post_init()
 
     def _init_weights(self, module):

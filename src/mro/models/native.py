@@ -51,6 +51,9 @@ class NativeLM:
     """
 
     shifted: bool = False
+    base_model_prefix = "model"  # the published checkpoints' weights all start with ``model.``
+    supports_gradient_checkpointing = True
+    gradient_checkpointing = False  # set by transformers' gradient_checkpointing_enable()
 
     # -- the layer loop ------------------------------------------------------------------------
     def _rotate(self, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
@@ -102,7 +105,7 @@ class NativeLM:
             if cache is not None:
                 past_k, past_v = cache.keys[i], cache.values[i]
             args = (layer, x, cos, sin, rows, past_k, past_v, lo, hi)
-            if getattr(self, "gradient_checkpointing", False) and torch.is_grad_enabled():
+            if self.gradient_checkpointing and torch.is_grad_enabled():
                 x, k, v = checkpoint(self._layer, *args, use_reentrant=False)
             else:
                 x, k, v = self._layer(*args)
