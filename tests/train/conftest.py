@@ -13,3 +13,4 @@ def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
     TinyDLM.create(d_model=32, n_layers=1, n_heads=2, d_ff=64).save(folder)
     return folder
+

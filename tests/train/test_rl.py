@@ -2,8 +2,6 @@
 two processes equal one, bad settings are one-line errors."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -141,18 +139,12 @@ def test_resume_refuses_changed_settings(tmp_path, model_dir):
 
 
 def test_two_processes_equal_one(tmp_path, model_dir):
-    from tests.eval.test_accelerate import accelerate_launch, clean_env
+    from tests.train.processes import one_and_two_processes
 
     args = ["train", "rl", "--model", str(model_dir), "--task", "sudoku", "--prompts", "4", "--rollouts", "2",
             "--shards", "2", "--updates", "2", "--val-every", "2", "--val-n", "8", "--val-steps", "3",
             "--rewards", "tv,q", "--baseline", "batch", "--device", "cpu", "--progress", "false"]
-    env = clean_env(tmp_path)
-    one = subprocess.run([sys.executable, "-m", "mro", *args, "--out", str(tmp_path / "one")],
-                         env=env, capture_output=True, text=True, timeout=180)
-    assert one.returncode == 0, one.stderr
-    two = subprocess.run([*accelerate_launch(), "-m", "mro", *args, "--out", str(tmp_path / "two")],
-                         env=env, capture_output=True, text=True, timeout=180)
-    assert two.returncode == 0, two.stderr
+    one_and_two_processes(args, tmp_path)
     wa, wb = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert wa.keys() == wb.keys()
     for k in wa:

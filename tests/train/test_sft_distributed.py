@@ -1,8 +1,6 @@
 """SFT under ``accelerate launch``: two CPU processes compute what one process computes."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -10,27 +8,20 @@ import torch
 pytest.importorskip("accelerate")
 from safetensors.torch import load_file  # noqa: E402
 
+from tests.train.processes import one_and_two_processes  # noqa: E402
+
 
 def test_two_processes_equal_one(tmp_path):
-    from tests.eval.test_accelerate import accelerate_launch, clean_env
-
     args = ["train", "sft", "--task", "sudoku", "--steps", "4", "--batch-size", "8", "--d-model", "32",
             "--n-layers", "1", "--n-heads", "2", "--d-ff", "64", "--warmup", "2", "--log-every", "1",
             "--save-every", "2", "--val-every", "2", "--val-n", "8", "--device", "cpu", "--progress", "false"]
-    env = clean_env(tmp_path)
-    one = subprocess.run([sys.executable, "-m", "mro", *args, "--out", str(tmp_path / "one")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert one.returncode == 0, one.stderr
-    two = subprocess.run([*accelerate_launch(), "-m", "mro", *args, "--out", str(tmp_path / "two")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert two.returncode == 0, two.stderr
-    wa = load_file(tmp_path / "one" / "final" / "model.safetensors")
-    wb = load_file(tmp_path / "two" / "final" / "model.safetensors")
+    one, two = one_and_two_processes(args, tmp_path)
+    wa, wb = load_file(one / "final" / "model.safetensors"), load_file(two / "final" / "model.safetensors")
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.allclose(wa[k], wb[k], atol=1e-6), k
     log = lambda p: [json.loads(x) for x in (p / "log.jsonl").read_text().splitlines()]
-    ta, tb = log(tmp_path / "one"), log(tmp_path / "two")
+    ta, tb = log(one), log(two)
     assert [r["kind"] for r in ta] == [r["kind"] for r in tb]
     for ra, rb in zip(ta, tb):  # the log reports the whole batch, not one process's share
         for key in ("loss", "score"):

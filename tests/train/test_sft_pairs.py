@@ -95,6 +95,13 @@ def test_lora_sft_from_the_cli_learns_and_the_adapter_loads_back(tmp_path, bert_
     assert [r["update"] for r in log if r["kind"] == "train"] == [5, 10, 15, 20, 25, 30, 35, 40, 45]
 
 
+def test_parquet_pairs_read_as_jsonl(tmp_path, pairs_file):
+    datasets = pytest.importorskip("datasets")
+    path = tmp_path / "pairs.parquet"
+    datasets.Dataset.from_list([json.loads(x) for x in pairs_file.read_text().splitlines()]).to_parquet(str(path))
+    assert read_pairs(str(path), "question", "answer") == read_pairs(str(pairs_file), "question", "answer")
+
+
 def test_bad_pairs_are_one_line_errors(tmp_path, bert_dir, pairs_file):
     from mro.train.sft import SFTConfig, train_sft
 

@@ -89,8 +89,9 @@ class TrainerConfig(Config):
         return set(self.RUN_ONLY) - ({"updates"} if self.lr_schedule == "cosine" else set())
 
     def plan(self) -> Plan:
-        """Updates, log and checkpoint cadence; trainers whose fields name them otherwise override it."""
-        return Plan(self.updates, 1, self.val_every or self.updates)
+        """Updates, log and checkpoint cadence, from the trainer's own fields (``--steps`` of SFT,
+        ``--updates`` of RS and RL)."""
+        raise NotImplementedError
 
 
 @dataclass

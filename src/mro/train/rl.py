@@ -120,8 +120,6 @@ def plan(cfg: RLConfig, world: int, rank: int) -> Layout:
 class RLTrainer(Plugin):
     """The RL plug-in of the spine: rollouts, SGRO returns and policy-gradient steps per update."""
 
-    validate_at_start = True
-
     def __init__(self, cfg: RLConfig):
         self.cfg, self.task = cfg, get_task(cfg.task)
         self.source = problem_source(self.task, cfg)
