@@ -401,3 +401,58 @@ def test_mro_eval_remote_code_flag_is_one_line_when_the_code_is_absent(llada_fol
     assert main(eval_argv(folder, tmp_path, "--remote-code")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"mro: error: cannot load model folder {folder}")
+
+
+REMOTE_CONFIG = '''
+from transformers import PretrainedConfig
+
+
+class LLaDAConfig(PretrainedConfig):
+    model_type = "llada"
+'''
+REMOTE_MODEL = '''
+import torch
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput
+
+from .configuration_llada import LLaDAConfig
+
+
+class LLaDAModelLM(PreTrainedModel):
+    """Stand-in remote code: position-wise logits from the embedding alone (no attention)."""
+
+    config_class = LLaDAConfig
+    base_model_prefix = "model"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = torch.nn.Module()
+        self.model.transformer = torch.nn.ModuleDict({"wte": torch.nn.Embedding(config.embedding_size, config.d_model),
+                                                      "ff_out": torch.nn.Linear(config.d_model, config.embedding_size,
+                                                                                bias=False)})
+
+    def forward(self, input_ids, attention_mask=None, **kwargs):
+        t = self.model.transformer
+        return MaskedLMOutput(logits=t.ff_out(t.wte(input_ids)))
+'''
+
+
+def test_remote_code_loads_the_folders_own_code_which_cannot_cache(tmp_path, capsys):
+    cfg = llada_config()
+    folder = write_folder(tmp_path / "remote", cfg, llada_weights(cfg))
+    (folder / "configuration_llada.py").write_text(REMOTE_CONFIG)
+    (folder / "modeling_llada.py").write_text(REMOTE_MODEL)
+    native = load_model(str(folder), dtype="fp32")
+    remote = load_model(str(folder), dtype="fp32", remote_code=True)
+    assert isinstance(native.module, LLaDAModelLM) and native.supports_kv_cache
+    assert not isinstance(remote.module, LLaDAModelLM) and type(remote.module).__name__ == "LLaDAModelLM"
+    assert remote.kind == "llada" and not remote.supports_kv_cache and remote.mask_token_id == MASK
+    ids, _ = batch()
+    w = llada_weights(cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(remote.logits(ids), w["model.transformer.wte.weight"][ids]
+                                   @ w["model.transformer.ff_out.weight"].T)
+    with pytest.raises(MroError, match="cannot cache keys and values"):
+        remote.logits_and_cache(ids)
+    assert main(eval_argv(folder, tmp_path, "--remote-code", "--cache", "dual")) == 2
+    assert "cannot cache keys and values" in capsys.readouterr().err
