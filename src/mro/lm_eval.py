@@ -55,7 +55,7 @@ try:
 except ImportError:  # pragma: no cover - the module is only useful with lm-eval installed
     raise MroError("the lm-eval model needs lm-evaluation-harness: pip install 'mro[lm_eval]'") from None
 
-log = logging.getLogger("mro.lm_eval")
+log = logging.getLogger("lm_eval.mro")  # under lm-eval's logger: its handler and verbosity
 
 MC_SAMPLING = ("even", "antithetic")
 #: ``mro eval`` settings that choose problems or outputs, which lm-eval does itself (--tasks, --limit, --output_path)
@@ -136,10 +136,14 @@ class MroLM(LM):
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "MroLM":
         """model_args win over lm-eval's own ``--batch_size``/``--device``; ``--batch_size auto``
-        leaves the default (mro decodes fixed batches)."""
+        leaves the default (mro decodes fixed batches); lm-eval's device (``cuda:0`` unless told)
+        on a machine without CUDA is the CPU, said in the log."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
         if str(extra.get("batch_size", "")).startswith("auto"):
             extra.pop("batch_size")
+        if str(extra.get("device", "")).startswith("cuda") and not torch.cuda.is_available():
+            log.info("lm-eval's device %s is not available: decoding on cpu", extra.pop("device"))
+            extra["device"] = "cpu"
         return cls(**extra, **arg_dict)
 
     @property
@@ -198,15 +202,15 @@ class MroLM(LM):
         """Log a message once per run (rank 0)."""
         if message not in self._said and self._rank == 0:
             self._said.add(message)
-            log.warning(message)
+            log.info(message)
 
     # -- generate_until ---------------------------------------------------------------------------
 
     def response_length(self, gen_kwargs: dict) -> int:
         """``max_gen_toks`` of the request (else model_args ``gen_length``, else the tiny layout's
         length or lm-eval's 256), rounded up to whole blocks when ``block_length`` is set."""
-        default = self.cfg.gen_length or self.task.tiny_gen_length if isinstance(
-            self.model.tokenizer, CharTokenizer) else self.cfg.gen_length or 256
+        tiny = isinstance(self.model.tokenizer, CharTokenizer)
+        default = self.cfg.gen_length or (self.task.tiny_gen_length if tiny else 256)
         asked = next((gen_kwargs[k] for k in MAX_TOKENS_KEYS if gen_kwargs.get(k) is not None), default)
         if not isinstance(asked, int) or isinstance(asked, bool) or asked < 1:
             raise MroError(f"max_gen_toks must be a whole number >= 1, got {asked!r}")
@@ -283,18 +287,32 @@ class MroLM(LM):
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         from tqdm import tqdm
 
+        pairs = [(self.prompt_ids(r.args[0]), self.text_ids(r.args[1])) for r in requests]
+        lls = [mc_loglikelihood(self.model, prompt, answer, self.cfg.mc_num, self.cfg.batch_size,
+                                self.cfg.mc_sampling, self.cfg.cfg_scale, self._generator(i)) if answer else 0.0
+               for i, (prompt, answer) in enumerate(tqdm(pairs, desc="mro loglikelihood",
+                                                         disable=disable_tqdm or self._rank != 0))]
+        greedy = self._greedy_matches(pairs)
         out = []
-        for i, r in enumerate(tqdm(requests, desc="mro loglikelihood", disable=disable_tqdm or self._rank != 0)):
-            context, continuation = r.args
-            prompt, answer = self.prompt_ids(context), self.text_ids(continuation)
-            if not answer:
-                out.append((0.0, True))
-                continue
-            ll = mc_loglikelihood(self.model, prompt, answer, self.cfg.mc_num, self.cfg.batch_size,
-                                  self.cfg.mc_sampling, self.cfg.cfg_scale, self._generator(i))
-            greedy = generate(self.model, [prompt], DecodeConfig(gen_length=len(answer), steps=len(answer)))
-            out.append((ll, greedy.response[0].tolist() == answer))
+        for r, ll, g in zip(requests, lls, greedy):
+            out.append((ll, g))
             self.cache_hook.add_partial("loglikelihood", r.args, out[-1])
+        return out
+
+    def _greedy_matches(self, pairs: list[tuple[list[int], list[int]]]) -> list[bool]:
+        """Whether greedy decoding of each continuation's length (one token per step, LLaDA's
+        ``suffix_greedy_prediction``) gives the continuation; batched by continuation length."""
+        out = [True] * len(pairs)
+        by_length: dict[int, list[int]] = {}
+        for i, (_, answer) in enumerate(pairs):
+            if answer:
+                by_length.setdefault(len(answer), []).append(i)
+        for length, idx in by_length.items():
+            for lo in range(0, len(idx), self.cfg.batch_size):
+                rows = idx[lo:lo + self.cfg.batch_size]
+                traj = generate(self.model, [pairs[i][0] for i in rows], DecodeConfig(gen_length=length, steps=length))
+                for i, decoded in zip(rows, traj.response.tolist()):
+                    out[i] = decoded == pairs[i][1]
         return out
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
