@@ -271,7 +271,8 @@ class HFDiffusionLM(DiffusionLM):
             from mro.models.dream import padded_inputs
 
             mask, positions = padded_inputs(attention_mask)
-            kwargs = {"attention_mask": "full"} if mask is None else {"attention_mask": mask, "position_ids": positions}
+            kwargs = ({"attention_mask": "full"} if mask is None else
+                      {"attention_mask": mask, "position_ids": positions})
         elif padded:
             kwargs["attention_mask"] = attention_mask
             if self._pass_positions:

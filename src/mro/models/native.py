@@ -163,10 +163,17 @@ def native_class(model_type: str):
     return None
 
 
-def _first_line(error: Exception) -> str:
+def _reason(error: Exception) -> str:
+    """transformers' load error in one line: its "size mismatch ..." line if it has one."""
     lines = [s.strip() for s in str(error).strip().splitlines() if s.strip()]
-    mismatch = [s for s in lines if "size mismatch" in s or "shape" in s]
+    mismatch = [s for s in lines if "size mismatch" in s]
     return (mismatch or lines or [type(error).__name__])[0]
+
+
+def _missing(name, missing: list[str], config) -> MroError:
+    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+    return MroError(f"cannot load model folder {name}: weight {missing[0]}{more} is missing from its "
+                    f"safetensors files; the config ({config.model_type}) needs it")
 
 
 def _check_weights(cls, config, folder: Path) -> None:
@@ -183,9 +190,7 @@ def _check_weights(cls, config, folder: Path) -> None:
         needed = {k: list(v.shape) for k, v in cls(config).state_dict().items()}
     missing = [k for k in needed if k not in shapes]
     if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise MroError(f"cannot load model folder {folder}: weight {missing[0]}{more} is missing from its "
-                       f"safetensors files; the config ({config.model_type}) needs it")
+        raise _missing(folder, missing, config)
     for k, shape in needed.items():
         if shapes[k] != shape:
             raise MroError(f"cannot load model folder {folder}: weight {k} has shape {shapes[k]}, its "
@@ -201,18 +206,10 @@ def load_native(cls, name: str, torch_dtype: torch.dtype, dtype_kwarg: str, hub:
     try:
         module, info = cls.from_pretrained(name, config=config, output_loading_info=True,
                                            **{dtype_kwarg: torch_dtype}, **hub)
-    except (RuntimeError, ValueError) as e:  # transformers' "size mismatch for <weight>: ..."
-        raise MroError(f"cannot load model folder {name}: {_first_line(e)}") from None
-    mismatched = info.get("mismatched_keys") or []
-    if mismatched:
-        key, *shapes = mismatched[0]
-        raise MroError(f"cannot load model folder {name}: weight {key} has shape "
-                       f"{list(shapes[0]) if shapes else '?'}, the config needs {list(shapes[1]) if len(shapes) > 1 else '?'}")
-    missing = sorted(info.get("missing_keys") or [])
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise MroError(f"cannot load model folder {name}: weight {missing[0]}{more} is missing from its "
-                       f"safetensors files; the config ({config.model_type}) needs it")
+    except (RuntimeError, ValueError) as e:  # a hub checkpoint's "size mismatch for <weight>: ..."
+        raise MroError(f"cannot load model {name}: {_reason(e)}") from None
+    if info.get("missing_keys"):  # a hub checkpoint (a local folder was checked above)
+        raise _missing(name, sorted(info["missing_keys"]), config)
     return module, cls.load_tokenizer(name, hub)
 
 
