@@ -228,6 +228,25 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def changed_fields(old: dict, new: dict, cls) -> list[str]:
+    """Names whose values differ between two saved records of ``cls`` (sorted); a field missing
+    from ``old`` (added to ``cls`` since that record was written) is unchanged while ``new`` holds
+    its default, so runs recorded before a new field existed still resume."""
+    defaults = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+    diff = []
+    for k in sorted(set(old) | set(new)):
+        if k not in old and k in defaults and new.get(k) == defaults[k]:
+            continue
+        if old.get(k) != new.get(k):
+            diff.append(k)
+    return diff
+
+
 def parse_options(text: str) -> dict:
     """``"a=1,b=true"`` -> ``{"a": 1, "b": True}`` (values read as YAML scalars)."""
     out = {}

@@ -24,7 +24,7 @@ import torch
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from mro.config import to_dict
+from mro.config import changed_fields, to_dict
 from mro.errors import MroError
 from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
 from mro.eval.setup import EvalConfig, prepare_eval
@@ -253,9 +253,8 @@ def _run_locked(cfg: CorrelationConfig, out: Path) -> dict:
     mine["device"] = resolve_device(cfg.device).type
     if cfg_path.is_file():
         old = read_json(cfg_path, "run settings file")
-        if old != mine:
-            diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k)) if isinstance(old, dict) \
-                else ["settings"]
+        diff = changed_fields(old, mine, CorrelationConfig) if isinstance(old, dict) else ["settings"]
+        if diff:
             raise MroError(f"{out} holds a correlation run with other settings ({diff[0]} differs); resume "
                            "with the same settings or use a new --out")
     rows, meta, reward = decode_and_score(cfg, out, settings=None if cfg_path.is_file() else (cfg_path, mine))

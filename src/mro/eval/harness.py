@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mro.config import parse_options, to_dict  # noqa: F401  (parse_options re-exported: mro.eval.harness.parse_options)
+from mro.config import changed_fields, parse_options, to_dict  # noqa: F401  (parse_options re-exported: mro.eval.harness.parse_options)
 from mro.errors import MroError
 from mro.eval.records import append_jsonl, hardware, now, read_jsonl, repair_jsonl
 from mro.eval.report import accuracy_plot, markdown_table
@@ -106,7 +106,7 @@ def _run_locked(setup: EvalSetup, out: Path, rank: int, world: int, state) -> di
                          "tokens_per_step": st.tokens_per_step, "index": i, "id": ex.id,
                          "response": texts[b], "extracted": _jsonable(task.extract(texts[b])),
                          "answer": _jsonable(ex.answer), "metrics": task.score(ex, texts[b]),
-                         "nfe": res.nfe[b], "tokens": setup.problems.masks[i],
+                         "nfe": res.nfe[b], "tokens": setup.problems.masks[i], "batch_steps": res.trajectory.steps_done,
                          "scorer_calls": res.scorer_calls[b] if res.scorer_calls else 0.0,
                          "seconds": seconds / len(idx), **(res.details[b] if res.details else {})})
         append_jsonl(mine, rows)
@@ -144,7 +144,7 @@ def _check_same_run(out: Path, cfg: EvalConfig, device_type: str = "cpu") -> Non
         old = read_json(path, "run settings file")
         if not isinstance(old, dict):
             raise MroError(f"{path} is damaged (not a JSON object); use a new --out")
-        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+        diff = changed_fields(old, mine, type(cfg))
         if diff:
             raise MroError(f"{out} holds results of a run with another {diff[0]} "
                            f"({old.get(diff[0])!r}, now {mine.get(diff[0])!r}); resume with the same "
@@ -194,6 +194,8 @@ def summarize(setup: EvalSetup, rows: list[dict]) -> dict:
         entry["nfe_per_example"] = forwards / len(sel)
         tokens = sum(r.get("tokens", setup.problems.masks[r["index"]]) for r in sel)
         entry["tokens_per_forward"] = tokens / forwards if forwards else 0.0
+        if all("batch_steps" in r for r in sel):  # the steps the example's batch ran (its slowest row's)
+            entry["batch_steps_per_example"] = sum(r["batch_steps"] for r in sel) / len(sel)
         entry["scorer_calls_per_example"] = sum(r.get("scorer_calls", 0.0) for r in sel) / len(sel)
         entry["seconds"] = sum(r["seconds"] for r in sel)
         results.append(entry)

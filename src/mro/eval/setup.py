@@ -75,6 +75,9 @@ class EvalConfig(SearchConfig):
         "help": "confidence-threshold parallel decoding (Fast-dLLM): commit every position at least this "
                 "confident, at least one per step; several values sweep like --steps, e.g. 0.5,0.7,0.9",
         "gt": 0, "max": 1})
+    min_tokens: int = field(default=1, metadata={
+        "help": "with --threshold: commit at least this many positions per step (the most confident; 1 = "
+                "Fast-dLLM's rule): a step budget and a confidence threshold in one decoder", "min": 1})
     suppress_eos: bool = field(default=False, metadata={"help": "never sample EOS"})
     cache: str = field(default="none", metadata={
         "help": "KV cache (Fast-dLLM, docs/method.md section 2): none | prefix (recompute the block and what "
@@ -97,6 +100,8 @@ class EvalConfig(SearchConfig):
             self.threshold = [float(self.threshold)]
         if self.steps and self.tokens_per_step:
             raise MroError("give steps or tokens_per_step, not both")
+        if self.min_tokens > 1 and not self.threshold:
+            raise MroError("min_tokens is a rule of threshold decoding; give --threshold too")
         self.greedy_candidate = self.greedy_for(self.decode)  # recorded as the run used it
         if self.decode != "vanilla" and self.temperature == 0 and self.k > 1:
             raise MroError(f"--decode {self.decode} with k={self.k} needs a temperature > 0 (at 0 the candidates "
@@ -237,7 +242,8 @@ def decode_config(cfg: EvalConfig, gen_length: int, steps: int, threshold: float
         temperature = SEARCH_TEMPERATURE  # a search needs diverse candidates (docs/method.md section 5)
     return DecodeConfig(gen_length=gen_length, steps=steps, block_length=gen_length if block is None else block,
                         temperature=temperature or 0.0, remasking=cfg.remasking, cfg_scale=cfg.cfg_scale,
-                        threshold=threshold, suppress_eos=cfg.suppress_eos, cache=cfg.cache)
+                        threshold=threshold, min_tokens=cfg.min_tokens, suppress_eos=cfg.suppress_eos,
+                        cache=cfg.cache)
 
 
 def batch_generator(seed: int, steps: int, batch: int, device) -> torch.Generator:

@@ -13,7 +13,8 @@ runs steps from any intermediate state, ``generate`` does both. Each step:
    in the logits' dtype, so confidences near 1 stay apart), for ``low_confidence``, or uniform
    (``random``); positions already committed get -inf;
 4. commit the top ``ceil(masks left in block / steps left in block)`` positions per row (LLaDA's
-   even split), or with ``threshold``: every position with confidence >= threshold, at least one
+   even split), or with ``threshold``: every position with confidence >= threshold, at least
+   ``min_tokens`` (default one)
    (Fast-dLLM's parallel decoding; then ``steps`` is not used and blocks end when they are full).
 
 The mask token itself is never sampled; ``suppress_eos`` bans EOS too. ``denoise(greedy_rows=...)``
@@ -55,6 +56,9 @@ class DecodeConfig:
     suppress_eos: bool = field(default=False, metadata={"help": "never sample the EOS token"})
     threshold: float | None = field(default=None, metadata={
         "help": "confidence-threshold parallel decoding (Fast-dLLM); None = fixed schedule"})
+    min_tokens: int = field(default=1, metadata={
+        "help": "with threshold: commit at least this many positions per step (the most confident; "
+                "1 = Fast-dLLM's rule), so a block takes at most ceil(its masks / min_tokens) steps"})
     cache: str = field(default="none", metadata={
         "help": "KV cache (Fast-dLLM): none | prefix (recompute the block and what follows) | dual (the block only)"})
 
@@ -74,6 +78,8 @@ class DecodeConfig:
             raise MroError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise MroError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.min_tokens < 1:
+            raise MroError(f"min_tokens must be >= 1, got {self.min_tokens}")
         check_cache_mode(self.cache)
 
     @property
@@ -252,7 +258,7 @@ def denoise(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, num_steps: 
             steps_left = cfg.steps_per_block - traj.steps_done % cfg.steps_per_block
             n = tokens_this_step(masked.sum(-1), steps_left)
         else:
-            n = torch.maximum((conf >= cfg.threshold).sum(-1), masked.any(-1).long())
+            n = torch.maximum((conf >= cfg.threshold).sum(-1), masked.sum(-1).clamp(max=cfg.min_tokens))
         kmax = int(n.max())
         commit = torch.zeros_like(masked)
         if kmax > 0:
