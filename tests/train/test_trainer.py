@@ -63,3 +63,12 @@ def test_a_run_out_of_time_stops_whole_and_a_resume_goes_on(tmp_path, monkeypatc
     train_sft(SFTConfig(out=str(out), steps=10, log_every=5, resume=True, **SMALL))
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["update"] for r in log] == [3, 5, 10]
+
+
+def test_a_checkpoint_of_the_older_rl_and_rs_layout_says_how_to_go_on(tmp_path):
+    out = tmp_path / "run"
+    train_sft(SFTConfig(out=str(out), steps=2, save_every=2, **SMALL))
+    ckpt = out / "checkpoint"
+    (ckpt / "custom_checkpoint_0.pkl").rename(ckpt / "scheduler.bin")  # where accelerate kept the schedule before
+    with pytest.raises(MroError, match="older mro.*--model .*best"):
+        train_sft(SFTConfig(out=str(out), steps=4, resume=True, **SMALL))

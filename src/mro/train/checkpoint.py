@@ -53,6 +53,9 @@ def load_checkpoint(accelerator, out: Path) -> dict | None:
     state_file = final / "trainer_state.json"
     if not state_file.is_file():
         return None
+    if (final / "scheduler.bin").is_file() and not (final / "custom_checkpoint_0.pkl").is_file():
+        raise MroError(f"{final} was written by an older mro (its schedule in scheduler.bin) and cannot be resumed; "
+                       f"its models load as they are: start a new run from one, e.g. --model {out / 'best'}")
     try:
         state = json.loads(state_file.read_text())
         accelerator.load_state(str(final))
