@@ -8,7 +8,6 @@ adapters through ``peft``; the saved adapter folder loads back with ``--model``.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
