@@ -21,6 +21,7 @@ from mro.errors import MroError
 from mro.eval.harness import EvalConfig, run_eval
 from mro.eval.report import print_table
 from mro.io import check_output_folder
+from mro.sampling.cache import CACHE_MODES
 from mro.tasks import get_task
 
 
@@ -44,6 +45,8 @@ class DemoConfig(Config):
                                                     "max": 100_000})
     countdown_tokens_per_step: list[float] = field(default_factory=lambda: [1, 2, 4, 8], metadata={
         "help": "tokens committed per step in the Countdown section", "gt": 0})
+    cache: str = field(default="none", metadata={
+        "help": "KV cache of every decode: none | prefix | dual (docs/method.md section 2)", "choices": CACHE_MODES})
 
     def __post_init__(self):
         super().__post_init__()
@@ -54,7 +57,7 @@ class DemoConfig(Config):
     def folder(self) -> Path:
         """Where this demo's runs go: settings that change results get their own subfolder, so
         a rerun with other flags starts its own run (and one with the same flags resumes)."""
-        return Path(self.out) / f"n{self.n}-seed{self.seed}"
+        return Path(self.out) / (f"n{self.n}-seed{self.seed}" + ("" if self.cache == "none" else f"-{self.cache}"))
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
     start = time.perf_counter()
     console.print(f"[bold]mro demo[/]: shipped tiny diffusion LM ({section.model}) on {section.what}")
     common = dict(task=section.task, n=n, task_options=section.task_options, tokens_per_step=tokens_per_step,
-                  seed=cfg.seed, batch_size=250)
+                  seed=cfg.seed, batch_size=250, cache=cfg.cache)
     runs = {"vanilla": run_eval(EvalConfig(model=section.model, **common, out=str(folder / "vanilla")))}
     several = [t for t in tokens_per_step if t > 1]
     if cfg.tts and several:

@@ -143,7 +143,7 @@ def run_show(cfg: ShowConfig, console: Console | None = None) -> dict:
     console = console or Console()
     model, task, example, traj, details, dcfg = decode_one(cfg)
     console.print(f"[bold]{task.name}[/] example {example.id}, {cfg.decode}, {dcfg.steps} steps, "
-                  f"temperature {dcfg.temperature}")
+                  f"temperature {dcfg.temperature}" + ("" if dcfg.cache == "none" else f", cache {dcfg.cache}"))
     render_terminal(model, traj, details, console)
     text = model.tokenizer.decode(traj.response[0].tolist())
     console.print(f"response: {text!r}  metrics: {task.score(example, text)}")
