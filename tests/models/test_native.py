@@ -384,9 +384,17 @@ def eval_argv(folder, tmp_path, *flags):
             "--out", str(tmp_path / "out"), "--progress", "false", *flags]
 
 
-@pytest.mark.parametrize("cache", ["none", "dual"])
-def test_mro_eval_runs_on_a_native_llada_folder(llada_folder, tmp_path, capsys, cache):
-    folder, _ = llada_folder
+@pytest.fixture(scope="module")
+def dream_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dream")
+    random_model(dream_config(), seed=7).module.save_pretrained(folder)
+    word_tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("kind, cache", [("llada", "none"), ("llada", "dual"), ("dream", "prefix")])
+def test_mro_eval_runs_on_a_native_folder(llada_folder, dream_folder, tmp_path, capsys, kind, cache):
+    folder = llada_folder[0] if kind == "llada" else dream_folder
     out = tmp_path / "out"
     code = main(eval_argv(folder, tmp_path, "--cache", cache))
     assert code == 0, capsys.readouterr().err
