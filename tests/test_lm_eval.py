@@ -82,18 +82,25 @@ def test_countdown_accuracy_is_mro_evals(tmp_path, task_manager, n, batch_size, 
         assert stats["forwards"] == 20 and stats["steps"] == 20
 
 
-def test_command_line_matches_mro_eval(tmp_path):
-    accuracy, _ = mro_eval(tmp_path, 8, 4)
-    cmd = [sys.executable, "-m", "mro.lm_eval", "--model", "mro", "--model_args",
-           "pretrained=countdown-tiny,batch_size=4", "--include_path", str(TASKS), "--tasks", "mro_countdown_tiny",
-           "--limit", "8", "--output_path", str(tmp_path / "lm"), "--log_samples"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_command_line_on_two_processes_matches_mro_eval(tmp_path):
+    """``accelerate launch -m mro.lm_eval`` (lm-eval's command line) on two CPU processes: each
+    decodes its share of the problems, and together they give ``mro eval``'s rows."""
+    from tests.eval.test_accelerate import accelerate_launch, clean_env
+
+    accuracy, responses = mro_eval(tmp_path, 8, 4)
+    cmd = [*accelerate_launch(), "-m", "mro.lm_eval", "--model", "mro", "--model_args",
+           "pretrained=countdown-tiny,batch_size=4", "--device", "cpu", "--include_path", str(TASKS),
+           "--tasks", "mro_countdown_tiny", "--limit", "8", "--output_path", str(tmp_path / "lm"), "--log_samples"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=tmp_path, env=clean_env(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "generate_until: 4 requests on process 0 of 2" in done.stderr  # each process decodes its half
+    assert "generate_until: 4 requests on process 1 of 2" in done.stderr
     (results,) = (tmp_path / "lm").rglob("results_*.json")
     assert json.loads(results.read_text())["results"]["mro_countdown_tiny"]["correct,none"] == accuracy
     (samples,) = (tmp_path / "lm").rglob("samples_mro_countdown_tiny_*.jsonl")
-    first = json.loads(samples.read_text().splitlines()[0])
-    assert first["arguments"]["gen_args_0"]["arg_1"]["mro"]["forwards"] == 20
+    rows = sorted((json.loads(line) for line in samples.read_text().splitlines()), key=lambda s: s["doc_id"])
+    assert [r["resps"][0][0] for r in rows] == responses
+    assert all(r["arguments"]["gen_args_0"]["arg_1"]["mro"]["forwards"] == 20 for r in rows)
 
 
 def test_command_line_error_is_one_line(monkeypatch, capsys):

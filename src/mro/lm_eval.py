@@ -223,6 +223,7 @@ class MroLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         from tqdm import tqdm
 
+        log.info("generate_until: %d requests on process %d of %d", len(requests), self._rank, self._world_size)
         if self._templated is False and getattr(self.model.tokenizer, "chat_template", None):
             self._say(f"contexts go through {self.model.name}'s chat template (encode_prompt)")
         ignored = sorted({k for r in requests for k in r.args[1] if k in ("temperature", "do_sample", "top_p")})
