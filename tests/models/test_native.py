@@ -464,3 +464,19 @@ def test_remote_code_loads_the_folders_own_code_which_cannot_cache(tmp_path, cap
         remote.logits_and_cache(ids)
     assert main(eval_argv(folder, tmp_path, "--remote-code", "--cache", "dual")) == 2
     assert "cannot cache keys and values" in capsys.readouterr().err
+
+
+def test_a_masked_lm_refuses_the_cache_in_one_line():
+    """BERT-style attention in transformers takes no windowed cache: a clear refusal, not a wrong number."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    tok = word_tokenizer()
+    cfg = BertConfig(vocab_size=V, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                     max_position_embeddings=32, pad_token_id=PAD)
+    bert = HFDiffusionLM.from_module(BertForMaskedLM(cfg), tok, name="tiny-bert")
+    ids, am = batch()
+    assert not bert.supports_kv_cache
+    with pytest.raises(MroError, match="tiny-bert cannot cache keys and values; decode with cache none"):
+        bert.logits_and_cache(ids, am)
+    with pytest.raises(MroError, match="cannot cache"):
+        bert.window_logits(ids, am, None, 0, 4)
