@@ -221,6 +221,17 @@ def test_unsupported_llada_option_is_one_line():
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("kind", ["llada", "dream"])
+def test_logits_at_one_position_per_row_equal_the_full_logits(kind):
+    model = random_model(REFERENCES[kind][0](), seed=8, dtype=torch.float64)
+    ids, am = batch()
+    positions = torch.tensor([0, 7])
+    with torch.no_grad():
+        full = model.logits(ids, am)
+        torch.testing.assert_close(model.logits_at(ids, am, positions), full[torch.arange(2), positions],
+                                   atol=1e-12, rtol=0)
+
+
 # -- (b) the KV cache ---------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["llada", "dream"])
 @pytest.mark.parametrize("start, end, logits_end", [(5, 8, None), (8, 12, None), (5, 12, 8), (0, 4, None)])

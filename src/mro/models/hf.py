@@ -283,6 +283,14 @@ class HFDiffusionLM(DiffusionLM):
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return logits
 
+    def logits_at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  positions: torch.Tensor) -> torch.Tensor:
+        """``[B, V]`` logits of one position per row; native models run their head on those only."""
+        own = getattr(self.module, "logits_at", None)
+        if not callable(own):
+            return super().logits_at(input_ids, attention_mask, positions)
+        return own(input_ids, attention_mask, positions)
+
     @property
     def supports_kv_cache(self) -> bool:
         """Native LLaDA and Dream cache keys and values; remote code and masked LMs do not."""

@@ -42,7 +42,8 @@ class LayerParts(NamedTuple):
 
 
 class NativeLM:
-    """Mixin of the native ``PreTrainedModel`` classes: full forward, cache fill, windowed forward.
+    """Mixin of the native ``PreTrainedModel`` classes: full forward, cache fill, windowed forward,
+    logits of one position per row.
 
     A subclass sets ``n_heads``, ``n_kv_heads``, ``head_dim``, ``rotary`` (a transformers rotary
     embedding) and ``shifted`` (Dream: logits at ``i`` predict ``i + 1``), and implements
@@ -122,6 +123,14 @@ class NativeLM:
         if self.shifted:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return logits, KVCache(keys, values)
+
+    def logits_at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  positions: torch.Tensor) -> torch.Tensor:
+        """``[B, V]`` position-aligned logits of one position per row: the head runs on those only."""
+        mask, rope_positions = self._inputs(input_ids, attention_mask)
+        hidden, _, _ = self.hidden_window(input_ids, mask, rope_positions, 0, input_ids.shape[1])
+        source = (positions - 1).clamp_min(0) if self.shifted else positions
+        return self._head(hidden[torch.arange(input_ids.shape[0], device=hidden.device), source])
 
     def window_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache: KVCache,
                       start: int, end: int, logits_end: int | None = None) -> torch.Tensor:
