@@ -28,36 +28,6 @@ def prompts(n, seed=0, lo=2, hi=6):
             for _ in range(n)]
 
 
-@pytest.fixture(scope="module")
-def one_layer():
-    torch.manual_seed(7)
-    model = TinyDLM.create(name="one-layer", d_model=32, n_layers=1, n_heads=2, d_ff=64)
-    model.module.double().eval()
-    return model
-
-
-class Counting:
-    """Wraps a model and counts the rows of full and windowed forwards."""
-
-    def __init__(self, model):
-        self.inner, self.full_rows, self.window_rows = model, 0, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def logits(self, x, attention_mask=None):
-        self.full_rows += x.shape[0]
-        return self.inner.logits(x, attention_mask)
-
-    def logits_and_cache(self, x, attention_mask=None):
-        self.full_rows += x.shape[0]
-        return self.inner.logits_and_cache(x, attention_mask)
-
-    def window_logits(self, x, attention_mask, cache, start, end, logits_end=None):
-        self.window_rows += x.shape[0]
-        return self.inner.window_logits(x, attention_mask, cache, start, end, logits_end)
-
-
 def decode(model, cache, seed=0, **kw):
     cfg = DecodeConfig(cache=cache, **kw)
     return generate(model, prompts(5), cfg, generator=torch.Generator().manual_seed(seed))
@@ -99,8 +69,8 @@ def test_one_step_per_block_equals_none(tiny_model, cache, temperature):
     dict(gen_length=16, steps=16, block_length=4, threshold=0.2, temperature=0.5),
     dict(gen_length=12, steps=6, block_length=4, cfg_scale=1.5),
 ])
-def test_one_layer_model_equals_none(one_layer, cache, kw):
-    assert_same(decode(one_layer, cache, **kw), decode(one_layer, "none", **kw))
+def test_one_layer_model_equals_none(one_layer_model, cache, kw):
+    assert_same(decode(one_layer_model, cache, **kw), decode(one_layer_model, "none", **kw))
 
 
 @pytest.mark.parametrize("cache", CACHED)
@@ -116,7 +86,7 @@ def test_resuming_carries_the_cache(tiny_model, cache):
 
 
 @pytest.mark.parametrize("cache", CACHED)
-def test_copies_share_the_cache_fill(tiny_model, cache):
+def test_copies_share_the_cache_fill(tiny_model, counting, cache):
     """k copies of a row decoded with replicas=k: the block's first forward runs once per row, and
     the result is that of decoding the copies without sharing."""
     k, n = 3, 2
@@ -124,7 +94,7 @@ def test_copies_share_the_cache_fill(tiny_model, cache):
     base = denoise(tiny_model, start(tiny_model, prompts(n), gen_length=16), cfg, num_steps=2,
                    generator=torch.Generator().manual_seed(1))
     greedy = torch.arange(n * k) % k == 0
-    counted = Counting(tiny_model)
+    counted = counting(tiny_model)
     shared = denoise(counted, base.repeat_interleave(k), cfg, num_steps=4, replicas=k, greedy_rows=greedy,
                      generator=torch.Generator().manual_seed(2))
     plain = denoise(tiny_model, base.repeat_interleave(k), cfg, num_steps=4, greedy_rows=greedy,
@@ -169,11 +139,11 @@ def test_trained_model_commits_nearly_the_same_tokens():
         assert agree >= 0.95, (cache, float(agree))
 
 
-def test_refusals_are_one_line(tiny_model):
+def test_refusals_are_one_line(tiny_model, counting):
     with pytest.raises(MroError, match="unknown cache 'full'; choose from none, prefix, dual"):
         DecodeConfig(cache="full")
 
-    class NoCache(Counting):
+    class NoCache(counting):
         supports_kv_cache = False
 
         def logits_and_cache(self, x, attention_mask=None):

@@ -169,51 +169,15 @@ def test_unknown_decode_and_negative_temperature():
         DecodeConfig(gen_length=16, steps=4, temperature=-0.5)
 
 
-class _Counting:
-    """Counts the rows of the model's full forwards, windowed forwards and single-position reads."""
-
-    def __init__(self, model):
-        self.inner, self.full, self.window, self.at = model, 0, 0, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def logits(self, x, attention_mask=None):
-        self.full += x.shape[0]
-        return self.inner.logits(x, attention_mask)
-
-    def logits_and_cache(self, x, attention_mask=None):
-        self.full += x.shape[0]
-        return self.inner.logits_and_cache(x, attention_mask)
-
-    def window_logits(self, x, attention_mask, cache, start, end, logits_end=None):
-        self.window += x.shape[0]
-        return self.inner.window_logits(x, attention_mask, cache, start, end, logits_end)
-
-    def logits_at(self, x, attention_mask, positions):
-        self.at += x.shape[0]
-        return self.inner.logits_at(x, attention_mask, positions)
-
-
-@pytest.fixture(scope="module")
-def one_layer():
-    """A one-layer model: its keys and values depend on each position's own token only, so cached
-    decoding equals uncached decoding exactly (tests/sampling/test_cache.py)."""
-    torch.manual_seed(5)
-    model = TinyDLM.create(name="one-layer", d_model=32, n_layers=1, n_heads=2, d_ff=64)
-    model.module.double().eval()
-    return model
-
-
 @pytest.mark.parametrize("cache", ["prefix", "dual"])
 @pytest.mark.parametrize("decode", ["tts-mro", "tts-cbr", "best-of-n"])
-def test_cached_search_equals_uncached_on_a_one_layer_model(one_layer, sudoku_batch, cache, decode):
+def test_cached_search_equals_uncached_on_a_one_layer_model(one_layer_model, sudoku_batch, cache, decode):
     task, prompts, responses = sudoku_batch
     search = SearchConfig(k=3, w=1, rewards="tv", select="reward")
     runs = {}
     for c in ("none", cache):
         cfg = DecodeConfig(gen_length=16, steps=8, block_length=4, temperature=0.8, cache=c)
-        runs[c] = get_decoder(decode)(one_layer, prompts, responses, cfg, task=task, search=search,
+        runs[c] = get_decoder(decode)(one_layer_model, prompts, responses, cfg, task=task, search=search,
                                       generator=torch.Generator().manual_seed(4))
     assert torch.equal(runs[cache].trajectory.tokens, runs["none"].trajectory.tokens)
     assert runs[cache].trajectory.cache is None
@@ -224,19 +188,19 @@ def test_cached_search_equals_uncached_on_a_one_layer_model(one_layer, sudoku_ba
 
 
 @pytest.mark.parametrize("cache", ["prefix", "dual"])
-def test_candidates_share_the_cache_and_verification_reads_it(tiny_model, sudoku_batch, cache):
+def test_candidates_share_the_cache_and_verification_reads_it(tiny_model, sudoku_batch, counting, cache):
     """w = 1, two steps per block: a segment at a block's start fills the cache once per prompt for
     its k candidates; a segment inside the block runs one window per prompt (its first step, shared)
     and no full forward; verifying a segment's commits reads the candidates' caches."""
     task, prompts, responses = sudoku_batch
     b, k, blocks = len(prompts), 3, 4
     cfg = DecodeConfig(gen_length=16, steps=8, block_length=4, temperature=0.8, cache=cache)
-    model = _Counting(tiny_model)
+    model = counting(tiny_model)
     get_decoder("tts-cbr")(model, prompts, responses, cfg, search=SearchConfig(k=k, w=1),
                            generator=torch.Generator().manual_seed(0))
-    assert (model.full, model.window, model.at) == (b * blocks, b * blocks, 0)
-    model = _Counting(tiny_model)
+    assert (model.full_rows, model.window_rows, model.at_rows) == (b * blocks, b * blocks, 0)
+    model = counting(tiny_model)
     get_decoder("tts-mro")(model, prompts, responses, cfg, task=task, search=SearchConfig(k=k, w=1, rewards="tv"),
                            generator=torch.Generator().manual_seed(0))
-    assert model.full == b * blocks and model.at == 0
-    assert model.window > b * blocks  # the verification rows went through the cache
+    assert model.full_rows == b * blocks and model.at_rows == 0
+    assert model.window_rows > b * blocks  # the verification rows went through the cache
