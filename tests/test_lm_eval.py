@@ -69,7 +69,8 @@ def test_importing_registers_the_model():
     (16, 8, {}),                                     # vanilla, one token per step
     (16, 8, {"threshold": 0.9}),                     # Fast-dLLM confidence threshold
     (4, 2, {"decode": "tts-mro", "k": 2}),           # the search, sampling at T=0.5: same batches, same noise
-], ids=["vanilla", "threshold", "tts-mro"])
+    (8, 4, {"cache": "dual", "block_length": 4, "steps": 10}),  # Fast-dLLM's dual KV cache, 5 blocks
+], ids=["vanilla", "threshold", "tts-mro", "dual-cache"])
 def test_countdown_accuracy_is_mro_evals(tmp_path, task_manager, n, batch_size, settings):
     accuracy, responses = mro_eval(tmp_path, n, batch_size, **settings)
     lm_accuracy, samples = lm_eval_run(task_manager, n, batch_size, **settings)
@@ -252,3 +253,24 @@ def test_rolling_likelihood(countdown_tiny):
     assert math.isfinite(good) and good > bad
     with pytest.raises(MroError, match="does not chunk"):
         lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, ("1" * 100,), 0)])
+
+
+@pytest.mark.parametrize("name,shots", [("gsm8k_256", 4), ("math500_256", 4), ("gpqa_diamond_256", 5)])
+def test_paper_configs(name, shots):
+    """The paper's runs as lm-eval configs: lm-eval reads them, their model_args are mro eval's, and
+    their tasks are lm-eval's own."""
+    import re
+
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+
+    from mro.lm_eval import settings_from_model_args
+
+    raw = EvaluatorConfig.load_yaml_config(ROOT / "configs" / "lm_eval" / "paper" / f"{name}.yaml")
+    assert raw["model"] == "mro" and raw["num_fewshot"] == shots
+    cfg = settings_from_model_args(raw["model_args"])
+    assert cfg.model == "GSAI-ML/LLaDA-8B-Instruct" and cfg.temperature == 0.25
+    assert cfg.steps == [cfg.gen_length // 2] and raw["gen_kwargs"]["max_gen_toks"] == cfg.gen_length
+    tasks_dir = Path(lm_eval.__file__).parent / "tasks"
+    for task in raw["tasks"]:
+        pattern = re.compile(rf"^task: {re.escape(task)}\s*$", re.M)
+        assert any(pattern.search(p.read_text(errors="ignore")) for p in tasks_dir.rglob("*.yaml")), task
