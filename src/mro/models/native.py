@@ -86,8 +86,9 @@ class NativeLM:
         return x, k, v
 
     def hidden_window(self, input_ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor,
-                      lo: int, hi: int, cache: KVCache | None = None):
-        """Final-norm hidden states of positions ``lo .. hi - 1`` and every layer's keys/values there.
+                      lo: int, hi: int, cache: KVCache | None = None, keep: bool = False):
+        """Final-norm hidden states of positions ``lo .. hi - 1`` and (``keep``) every layer's
+        keys/values there (else empty lists: a plain forward does not hold them all).
 
         ``mask`` is a boolean SDPA mask broadcastable to ``[B, 1, L, L]`` (``True`` = attend) or
         ``None``; ``positions`` are ``[B or 1, L]`` rotary positions. Without ``cache`` the window
@@ -110,15 +111,16 @@ class NativeLM:
                 x, k, v = checkpoint(self._layer, *args, use_reentrant=False)
             else:
                 x, k, v = self._layer(*args)
-            keys.append(k)
-            values.append(v)
+            if keep:
+                keys.append(k)
+                values.append(v)
         return self._final_norm(x), keys, values
 
     # -- the KV-cache protocol (mro.models.base.DiffusionLM), position-aligned logits ----------
     def logits_and_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """One full forward: ``[B, L, V]`` position-aligned logits and every layer's keys/values."""
         mask, positions = self._inputs(input_ids, attention_mask)
-        hidden, keys, values = self.hidden_window(input_ids, mask, positions, 0, input_ids.shape[1])
+        hidden, keys, values = self.hidden_window(input_ids, mask, positions, 0, input_ids.shape[1], keep=True)
         logits = self._head(hidden)
         if self.shifted:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
