@@ -117,3 +117,4 @@ def test_bad_pairs_are_one_line_errors(tmp_path, bert_dir, pairs_file):
         train_sft(SFTConfig(model=str(bert_dir), data=str(pairs_file), prompt_column="question",
                             response_column="answer", val_every=5, out=str(tmp_path / "y"), progress=False,
                             device="cpu"))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # bad data leaves no run behind

@@ -106,8 +106,8 @@ class SFTTrainer(Plugin):
         model.module.train()
         return model
 
-    def before_training(self, trainer) -> None:
-        cfg, model = self.cfg, trainer.model
+    def read_data(self, model) -> None:
+        cfg = self.cfg
         if cfg.data is None:
             source = ProblemSource(self.task, cfg.generator_options(), cfg.seed, cfg.val_n)
             self.val_examples = source.validation() if cfg.val_every else []

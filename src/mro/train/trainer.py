@@ -45,6 +45,9 @@ class Plugin:
     def make_model(self, device: torch.device) -> DiffusionLM:
         raise NotImplementedError
 
+    def read_data(self, model: DiffusionLM) -> None:
+        """Read and check the training data before the run folder is written (bad data leaves no run)."""
+
     def before_training(self, trainer: "Trainer") -> None:
         """After the run folder is open, before the model is prepared (RS collects its data here)."""
 
@@ -110,6 +113,7 @@ class Trainer:
         steps = plugin.accumulation(probe.num_processes, probe.process_index)
         self.acc = acc = probe if steps == 1 else make_accelerator(cfg, steps)
         self.model = model = plugin.make_model(acc.device)  # a model that does not load leaves no run behind
+        plugin.read_data(model)
         self.out = out = open_run(cfg, acc)
         plugin.before_training(self)
         plan = cfg.plan()
