@@ -68,6 +68,13 @@ def log_rows(bench: Bench, name: str) -> list[dict]:
             for r in rows if r.get("kind") in (None, "train", "val")]
 
 
+def trials(bench: Bench) -> list[dict]:
+    """Every trial that has run (finished or stopped), in the order of TRIALS: its record, or for a
+    stopped trial its name and command."""
+    return [finished(bench.run_dir(t)) or {"trial": t, "command": command(recipe("countdown", t), out=bench.run_dir(t))}
+            for t in TRIALS if log_rows(bench, t)]
+
+
 def probe(bench: Bench, name: str) -> dict | None:
     """What the trial's finished model has learned, one forward pass each on 500 held-out problems
     written in its layout: ``result``: the first step's result right (every digit) with its
@@ -218,9 +225,7 @@ def main() -> None:
     args, bench = parse_bench_args(__doc__, ROOT, TRIALS, "copy the best finished trial into the package")
     if not args.report_only:
         run_jobs(train_and_eval, [(bench, t) for t in args.only or TRIALS], args.jobs)
-    results = [finished(bench.run_dir(t)) or {"trial": t, "command": command(recipe("countdown", t),
-                                                                            out=bench.run_dir(t))}
-               for t in TRIALS if log_rows(bench, t)]
+    results = trials(bench)
     report(bench, results, args.report_only)
     if args.ship:
         print(json.dumps(ship(bench, results), indent=2))

@@ -63,6 +63,11 @@ def train_and_eval(bench: Bench, arm: str, seed: int) -> dict:
     return train_arm(bench, "countdown", arm, seed, INIT.get(arm), test)
 
 
+def finished_runs(bench: Bench) -> list[dict]:
+    """The records of every finished run, seed by seed in the order of ARMS."""
+    return [r for s in SEEDS for a in ARMS if (r := finished(bench.run_dir(f"{a}-s{s}")))]
+
+
 def vanilla(bench: Bench) -> dict:
     path = bench.root / "vanilla.json"
     if not path.is_file():
@@ -187,7 +192,7 @@ def main() -> None:
         for phase in ([j for j in todo if j[0] not in INIT], [j for j in todo if j[0] in INIT]):
             # second phase: arms that start from a first-phase model
             run_jobs(train_and_eval, [(bench, *j) for j in phase], args.jobs)
-    results = [r for a, s in jobs if (r := finished(bench.run_dir(f"{a}-s{s}")))]
+    results = finished_runs(bench)
     report(bench, results, args.report_only)
     print((bench.root / "results.md").read_text())
     if args.ship:

@@ -60,6 +60,11 @@ def test(bench: Bench, model: Path, out: Path, **search) -> dict:
                     **{**TEST, "n": bench.test_n or TEST["n"]}, **search)
 
 
+def finished_runs(bench: Bench) -> list[dict]:
+    """The records of every finished run, in the order of ARMS and seeds."""
+    return [r for a, (seeds, _) in ARMS.items() for s in seeds if (r := finished(bench.run_dir(f"{a}-s{s}")))]
+
+
 def tts_rows(bench: Bench) -> dict:
     """TTS-MRO (k=4, w=1, T=0.5) on the starting model and on each RL-MRO model; cached."""
     path = bench.root / "tts.json"
@@ -231,7 +236,7 @@ def main() -> None:
         # arms that start from another arm's model run after it (second phase)
         for phase in ([a for a in arms if not ARMS[a][1]], [a for a in arms if ARMS[a][1]]):
             run_jobs(train_and_eval, [(bench, a, s) for a in phase for s in ARMS[a][0]], args.jobs)
-    results = [r for a, (seeds, _) in ARMS.items() for s in seeds if (r := finished(bench.run_dir(f"{a}-s{s}")))]
+    results = finished_runs(bench)
     tts = tts_rows(bench) if not args.report_only else (
         read_json(bench.root / "tts.json") if (bench.root / "tts.json").is_file() else {})
     report(bench, results, tts, args.report_only)

@@ -68,16 +68,11 @@ def test_report_only_reproduces_the_committed_tables(name, tmp_path):
     bench = importlib.import_module(name)
     b = Bench(root)
     if name == "train_sudoku":
-        results = [r for a, (seeds, _) in bench.ARMS.items() for s in seeds if (r := finished(b.run_dir(f"{a}-s{s}")))]
-        bench.report(b, results, json.loads((root / "tts.json").read_text()), report_only=True)
+        bench.report(b, bench.finished_runs(b), json.loads((root / "tts.json").read_text()), report_only=True)
     elif name == "train_countdown_rl":
-        results = [r for s in bench.SEEDS for a in bench.ARMS if (r := finished(b.run_dir(f"{a}-s{s}")))]
-        bench.report(b, results, report_only=True)
+        bench.report(b, bench.finished_runs(b), report_only=True)
     else:
-        results = [finished(b.run_dir(t)) or {"trial": t, "command": bench.command(bench.recipe("countdown", t),
-                                                                                  out=b.run_dir(t))}
-                   for t in bench.TRIALS if bench.log_rows(b, t)]
-        bench.report(b, results, report_only=True)
+        bench.report(b, bench.trials(b), report_only=True)
     tables = lambda text: [line for line in text.splitlines() if line.startswith("|")]  # noqa: E731
     assert tables((root / "results.md").read_text()) == tables((committed / "results.md").read_text())
     assert len(tables((committed / "results.md").read_text())) > 5
