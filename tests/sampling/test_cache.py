@@ -86,11 +86,12 @@ def test_resuming_carries_the_cache(tiny_model, cache):
 
 
 @pytest.mark.parametrize("cache", CACHED)
-def test_copies_share_the_cache_fill(tiny_model, counting, cache):
+@pytest.mark.parametrize("cfg_scale", [0.0, 1.5])
+def test_copies_share_the_cache_fill(tiny_model, counting, cache, cfg_scale):
     """k copies of a row decoded with replicas=k: the block's first forward runs once per row, and
-    the result is that of decoding the copies without sharing."""
-    k, n = 3, 2
-    cfg = DecodeConfig(gen_length=16, steps=8, block_length=8, temperature=0.9, cache=cache)
+    the result is that of decoding the copies without sharing (guidance: twice the rows)."""
+    k, n, f = 3, 2, 2 if cfg_scale else 1
+    cfg = DecodeConfig(gen_length=16, steps=8, block_length=8, temperature=0.9, cache=cache, cfg_scale=cfg_scale)
     base = denoise(tiny_model, start(tiny_model, prompts(n), gen_length=16), cfg, num_steps=2,
                    generator=torch.Generator().manual_seed(1))
     greedy = torch.arange(n * k) % k == 0
@@ -101,8 +102,8 @@ def test_copies_share_the_cache_fill(tiny_model, counting, cache):
                     generator=torch.Generator().manual_seed(2))
     assert_same(shared, plain)
     # steps 2, 3: windows (the first one per run); steps 4 (block 2 starts), 5: a fill per row, a window
-    assert counted.full_rows == n * k
-    assert counted.window_rows == n + n * k + n * k
+    assert counted.full_rows == f * n * k
+    assert counted.window_rows == f * (n + n * k + n * k)
 
 
 @pytest.mark.parametrize("cache", CACHED)
