@@ -118,3 +118,25 @@ def test_bad_pairs_are_one_line_errors(tmp_path, bert_dir, pairs_file):
                             response_column="answer", val_every=5, out=str(tmp_path / "y"), progress=False,
                             device="cpu"))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # bad data leaves no run behind
+
+
+def test_lora_sft_of_a_native_llada_folder_and_its_adapter_loads_back(tmp_path):
+    from tests.models.test_native import llada_config, llada_weights, write_folder
+
+    cfg = llada_config()
+    folder = write_folder(tmp_path / "llada", cfg, llada_weights(cfg))
+    words = "one two three four".split()
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"{a} + {b} ?", "response": f"{a} {b} ."}) + "\n"
+                             for a in words for b in words))
+    out = tmp_path / "run"
+    assert main(["train", "sft", "--model", str(folder), "--data", str(pairs), "--lora-r", "4",
+                 "--lora-targets", "q_proj,k_proj,v_proj", "--steps", "6", "--batch-size", "4", "--lr", "1e-2",
+                 "--warmup", "1", "--log-every", "3", "--device", "cpu", "--dtype", "fp32", "--progress", "false",
+                 "--out", str(out)]) == 0
+    losses = [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r["kind"] == "train"]
+    assert len(losses) == 2 and all(0 < x < 100 for x in losses)
+    assert (out / "final" / "adapter_config.json").is_file()
+    ids = torch.tensor([[4, 5, 6]])
+    tuned, base = load_model(str(out / "final"), dtype="fp32").logits(ids), load_model(str(folder), dtype="fp32").logits(ids)
+    assert tuned.shape == base.shape and not torch.allclose(tuned, base)  # the adapter loads back, and it moved
