@@ -175,3 +175,30 @@ def test_a_masked_lm_without_a_cache_is_refused_in_one_line():
     with pytest.raises(MroError) as err:
         generate(bert, [[5, 6]], DecodeConfig(gen_length=4, steps=2, cache="dual"))
     assert str(err.value) == "--cache dual: model tiny-bert cannot cache keys and values; use --cache none"
+
+
+@pytest.mark.parametrize("arch", ["llada", "dream"])
+def test_native_models_decode_with_the_cache(arch):
+    """Native LLaDA and Dream (random, float64, left-padded): one step per block equals none exactly;
+    with one layer every schedule does (Dream's window starts a position early: its logits are shifted)."""
+    from mro.models.dream import DREAM_7B_CONFIG
+    from mro.models.llada import LLADA_8B_CONFIG
+    from mro.models.native import random_model
+
+    def build(layers):
+        if arch == "llada":
+            cfg = {**LLADA_8B_CONFIG, "d_model": 32, "n_heads": 4, "n_kv_heads": 2, "n_layers": layers,
+                   "mlp_hidden_size": 48, "vocab_size": 60, "embedding_size": 64, "mask_token_id": 63,
+                   "eos_token_id": 61, "pad_token_id": 62, "max_sequence_length": 64}
+        else:
+            cfg = {**DREAM_7B_CONFIG, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": layers,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 64, "mask_token_id": 63,
+                   "pad_token_id": 62, "bos_token_id": 61, "eos_token_id": 61, "max_position_embeddings": 64}
+        return random_model(cfg, seed=3, dtype=torch.float64)
+
+    for layers, kw in ((2, dict(gen_length=16, steps=4, block_length=4, temperature=0.7)),
+                       (1, dict(gen_length=16, steps=8, block_length=4)),
+                       (1, dict(gen_length=16, steps=16, block_length=8, threshold=0.1, temperature=0.5))):
+        model = build(layers)
+        for cache in CACHED:
+            assert_same(decode(model, cache, **kw), decode(model, "none", **kw))
