@@ -8,7 +8,7 @@
 #   3. KV-cache decoding speed (--cache none | prefix | dual, and LLaDA's reference loop) of native
 #      LLaDA and Dream at the real LLaDA-8B and Dream-7B shapes in bf16 (random weights drawn on
 #      the GPU), prompt 256 + 256, block 32, 128 steps, batch 1 and 8, every block timed
-#      (benchmarks/cache_speed.py; SIZE=tiny: the scaled CPU shape, one block, batch 1).
+#      (benchmarks/cache_speed.py; SIZE=tiny: the scaled CPU shape, one block, batch 1, no reference).
 #
 #   bash benchmarks/gpu_smoke.sh                         # CUDA, BERT-base size
 #   DEVICE=cpu SIZE=tiny bash benchmarks/gpu_smoke.sh    # a quick dry run of the script on CPU
@@ -113,6 +113,6 @@ echo "== 3. KV-cache decoding speed, native LLaDA and Dream ($SIZE)"
 if [ "$SIZE" = base ]; then
   CACHE_ARGS=(--shape full --device "$DEVICE" --dtype bf16 --blocks 8 --batch 1,8)
 else
-  CACHE_ARGS=(--shape scaled --device "$DEVICE" --blocks 1 --batch 1 --models llada)
+  CACHE_ARGS=(--shape scaled --device "$DEVICE" --blocks 1 --batch 1 --models llada --reference-batch 0)
 fi
 timeout 500 "$PY" benchmarks/cache_speed.py "${CACHE_ARGS[@]}" --out "$RESULTS"
