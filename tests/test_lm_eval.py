@@ -153,7 +153,7 @@ def bert_folder(tmp_path_factory):
                          "{% if add_generation_prompt %}the answer is{% endif %}")
     torch.manual_seed(0)
     cfg = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+                                  intermediate_size=64, max_position_embeddings=512, pad_token_id=0)
     folder = tmp_path_factory.mktemp("bert-chat")
     transformers.BertForMaskedLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -186,6 +186,23 @@ def test_hf_chat_template_stop_sequences_and_max_gen_toks(bert_folder, caplog):
     stats = reqs[0].args[1]["mro"]
     assert stats["prompt_tokens"] == len(prompt) and stats["gen_length"] == 8 and stats["stopped"]
     assert stats["forwards"] == 4 and stats["tokens_per_forward"] == 2.0
+
+
+def test_d1_text_task_matches_mro_eval(bert_folder, tmp_path, task_manager):
+    """A text model under the d1 protocol: the same prompts (mro's protocol code, chat template,
+    ``<reasoning>`` prefix), decoding and rows as ``mro eval --protocol d1``."""
+    cfg = build(EvalConfig, {"model": bert_folder, "task": "countdown", "data": str(DATA), "n": 4, "protocol": "d1",
+                             "gen_length": 8, "batch_size": 2, "out": str(tmp_path / "d1"), "progress": False})
+    summary = run_eval(cfg)
+    rows = sorted(read_jsonl(tmp_path / "d1" / "examples.jsonl"), key=lambda r: r["index"])
+    out = lm_eval.simple_evaluate(model="mro", model_args={"pretrained": bert_folder, "protocol": "d1",
+                                                          "task": "countdown", "gen_length": 8, "batch_size": 2},
+                                  tasks=["mro_countdown_d1"], task_manager=task_manager, limit=4, log_samples=True)
+    samples = sorted(out["samples"]["mro_countdown_d1"], key=lambda s: s["doc_id"])
+    assert out["results"]["mro_countdown_d1"]["correct,none"] == summary["results"][0]["correct"]
+    assert [s["resps"][0][0] for s in samples] == [r["response"] for r in rows]
+    stats = samples[0]["arguments"][0][1]["mro"]
+    assert (stats["steps"], stats["block_length"], stats["gen_length"]) == (4, 8, 8)  # d1: steps = length / 2
 
 
 def test_apply_chat_template_contexts_are_not_templated_twice(bert_folder):

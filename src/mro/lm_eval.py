@@ -47,6 +47,7 @@ from mro.sampling import DecodeConfig, generate
 from mro.sampling.cache import check_model_caches
 from mro.search import get_decoder
 from mro.tasks import get_task
+from mro.tasks.protocols import get_protocol, response_prefix
 
 try:
     from lm_eval.api.model import LM
@@ -118,6 +119,7 @@ class MroLM(LM):
         self._device = self.model.device
         trained = getattr(self.model, "task", None)  # a tiny model's own task, unless model_args name one
         self.task = get_task(cfg.task if "task" in model_args or not trained else trained)
+        cfg.task = self.task.name  # what the protocol's defaults and the rewards read
         self.decoder = get_decoder(cfg.decode)
         self.reward = None
         if cfg.decode == "tts-mro" or (cfg.decode == "best-of-n" and cfg.select == "reward"):
@@ -182,14 +184,17 @@ class MroLM(LM):
     # -- encoding ---------------------------------------------------------------------------------
 
     def prompt_ids(self, context: str) -> list[int]:
-        """The prompt of a context: ``encode_prompt`` (chat template when the model has one), the
-        text as is when lm-eval templated it, ``<bos>`` + text for a built-in character model."""
-        tok = self.model.tokenizer
-        if isinstance(tok, CharTokenizer):  # every tiny layout starts with <bos> (Task.tiny_input)
+        """The prompt of a context: ``encode_prompt`` (chat template when the model has one) with
+        the protocol's response prefix (d1: ``<reasoning>``), as ``mro eval`` encodes a prompt; the
+        text as is when lm-eval templated it; ``<bos>`` + text for a built-in character model under
+        the tiny protocol."""
+        tok, protocol = self.model.tokenizer, self.cfg.protocol
+        if protocol == "tiny" and isinstance(tok, CharTokenizer):  # every tiny layout starts with <bos>
             return [tok.bos_token_id] + tok.encode(context)
+        prefix = "" if protocol == "tiny" else response_prefix(protocol)
         if self._templated:
-            return list(tok(context, add_special_tokens=False)["input_ids"])
-        return self.model.encode_prompt(context)
+            return list(tok(context + prefix, add_special_tokens=False)["input_ids"])
+        return self.model.encode_prompt(context, prefix=prefix)
 
     def text_ids(self, text: str) -> list[int]:
         """A continuation's ids, with no special token added."""
@@ -208,13 +213,17 @@ class MroLM(LM):
 
     def response_length(self, gen_kwargs: dict) -> int:
         """``max_gen_toks`` of the request (else model_args ``gen_length``, else the tiny layout's
-        length or lm-eval's 256), rounded up to whole blocks when ``block_length`` is set."""
+        length or lm-eval's 256), rounded up to whole blocks of ``block_length`` (or of the protocol's
+        block when the response is longer than it: the protocol caps its block at the response)."""
         tiny = isinstance(self.model.tokenizer, CharTokenizer)
         default = self.cfg.gen_length or (self.task.tiny_gen_length if tiny else 256)
         asked = next((gen_kwargs[k] for k in MAX_TOKENS_KEYS if gen_kwargs.get(k) is not None), default)
         if not isinstance(asked, int) or isinstance(asked, bool) or asked < 1:
             raise MroError(f"max_gen_toks must be a whole number >= 1, got {asked!r}")
         block = self.cfg.block_length
+        if not block and self.cfg.protocol != "tiny":  # the protocol's block, capped at a shorter response
+            block = get_protocol(self.cfg.protocol).block_for(self.task.name)
+            block = block if asked > block else None
         length = asked if not block else math.ceil(asked / block) * block
         if length != asked:
             self._say(f"max_gen_toks {asked} decodes {length} response tokens (whole blocks of {block})")

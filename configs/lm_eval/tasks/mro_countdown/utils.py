@@ -2,7 +2,8 @@
 
 The problems are read by mro's Countdown loader (what ``mro eval --data FILE`` reads), the prompt is
 the built-in tiny layout of ``CountdownTask.tiny_input`` (the ``--model mro`` model puts ``<bos>``
-in front, as that layout does), and a response is scored by mro's Countdown checker, so an lm-eval
+in front, as that layout does) or the d1 protocol's text prompt (``mro.tasks.protocols``), and a
+response is scored by mro's Countdown checker, so an lm-eval
 run and ``mro eval`` on the same file agree problem by problem. ``MRO_COUNTDOWN_DATA`` names
 another file of the same shape (default: ``countdown_test.jsonl`` beside this file).
 """
@@ -17,6 +18,7 @@ import datasets
 
 from mro.models.tokenizer import CharTokenizer
 from mro.tasks import Example, get_task
+from mro.tasks.protocols import build_prompt
 
 DATA = Path(__file__).resolve().parent / "countdown_test.jsonl"
 TASK = get_task("countdown")
@@ -45,6 +47,13 @@ def example(doc: dict) -> Example:
 def doc_to_text(doc: dict) -> str:
     """The tiny layout's prompt text (``3,4,12>41:``) without its ``<bos>``."""
     return _TOKENIZER.decode(TASK.tiny_input(example(doc), _TOKENIZER).prompt_ids)
+
+
+def doc_to_text_d1(doc: dict) -> str:
+    """The d1 protocol's prompt (``mro eval --protocol d1``'s, from ``mro.tasks.protocols.build_prompt``;
+    the model adds the protocol's response prefix ``<reasoning>`` with ``protocol=d1``)."""
+    system, user = build_prompt(TASK, example(doc), "d1")
+    return user if system is None else f"{system}\n\n{user}"  # d1 puts its instruction in the user turn
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
