@@ -80,6 +80,7 @@ def test_bad_rs_data_sets_are_one_line_errors(tmp_path, model_dir, content, mess
     data.write_text(content)
     with pytest.raises(MroError, match=message):
         train_rs(RSConfig(**QUICK, model=str(model_dir), dataset=str(data), out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()  # bad data leaves no run behind
 
 
 def test_missing_dataset_and_greedy_collection_are_one_line_errors(tmp_path, model_dir):

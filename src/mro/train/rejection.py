@@ -123,16 +123,23 @@ class RSTrainer(Plugin):
     def make_model(self, device):
         return load_trainable(self.cfg, device)
 
-    def before_training(self, trainer) -> None:
-        cfg = self.cfg
-        self.data_path = Path(cfg.dataset) if cfg.dataset else trainer.out / "rs_data.jsonl"
-        if cfg.dataset is None and not has_checkpoint(trainer.out):
-            rs_data.collect(trainer.model, self.task, self.source, cfg, self.data_path, trainer.acc)
-        self.rows = [r for r in rs_data.read_dataset(self.data_path) if "tokens" in r]
-        if not self.rows:
-            raise MroError(f"RS data set {self.data_path} holds no trajectories (none kept: try keep=all or more "
-                           "problems)")
+    def read_data(self, model) -> None:
         self.val_examples = self.source.validation()
+        if self.cfg.dataset:  # a given data set is checked before the run starts
+            self._read(Path(self.cfg.dataset))
+
+    def before_training(self, trainer) -> None:
+        if not self.cfg.dataset:
+            path = trainer.out / "rs_data.jsonl"
+            if not has_checkpoint(trainer.out):
+                rs_data.collect(trainer.model, self.task, self.source, self.cfg, path, trainer.acc)
+            self._read(path)
+
+    def _read(self, path: Path) -> None:
+        self.data_path = path
+        self.rows = [r for r in rs_data.read_dataset(path) if "tokens" in r]
+        if not self.rows:
+            raise MroError(f"RS data set {path} holds no trajectories (none kept: try keep=all or more problems)")
 
     def on_start(self, trainer) -> None:
         if trainer.start == 0:
