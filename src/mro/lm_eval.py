@@ -14,10 +14,11 @@ joins its items with ``+`` (commas separate model_args), or pass model_args as J
 - ``generate_until``: requests are decoded in their order in batches of ``batch_size`` (batch ``j``
   draws its noise as ``mro eval``'s batch ``j`` does, so one task run with the same data, prompts
   and settings reproduces ``mro eval`` row by row); the prompt is the model's ``encode_prompt`` of
-  the context (its chat template when it has one; a built-in character model reads ``<bos>`` +
-  the context, as its task layouts do), as is when lm-eval applied a chat template already
-  (``--apply_chat_template``); ``max_gen_toks`` is the response length, rounded up to a whole
-  number of blocks; the response is cut at its first EOS and at the first of the request's stop
+  the context (its chat template when it has one) plus the protocol's response prefix, as
+  ``mro eval`` encodes one (a built-in character model under the tiny protocol reads ``<bos>`` +
+  the context, as its task layouts do), the text as is when lm-eval applied a chat template
+  already (``--apply_chat_template``); ``max_gen_toks`` is the response length, rounded up to a
+  whole number of blocks; the response is cut at its first EOS and at the first of the request's stop
   sequences. Each request's trajectory statistics (forwards, tokens per forward, ...) go into its
   generation arguments under ``mro``, which lm-eval writes to the per-sample log.
 - ``loglikelihood``: the Monte-Carlo masked-diffusion estimate (LLaDA's ``get_log_likelihood``,
@@ -31,6 +32,7 @@ import dataclasses
 import logging
 import math
 import sys
+import typing
 from dataclasses import dataclass, field
 
 import torch
@@ -85,20 +87,24 @@ class LMEvalConfig(EvalConfig):
 
 
 def settings_from_model_args(args: dict) -> LMEvalConfig:
-    """model_args (``pretrained`` for ``model``; ``+`` joining list items) -> :class:`LMEvalConfig`."""
+    """model_args (``pretrained`` for ``model``; ``+`` joining the items of a list field or of
+    ``rewards``) -> :class:`LMEvalConfig`."""
+    hints = typing.get_type_hints(LMEvalConfig)
+    lists = {f.name for f in dataclasses.fields(LMEvalConfig) if "list[" in str(hints[f.name])} | {"rewards"}
     values = {}
     for key, value in args.items():
         if key in LM_EVAL_EXTRAS:
             continue
-        if value == "" and key not in {f.name for f in dataclasses.fields(LMEvalConfig)}:
+        if value == "" and key not in hints:
             raise MroError(f"model_args has {key!r} without a value: commas separate model_args, so a list "
                            "value joins its items with + (rewards=tv+ppl+q)")
-        if key in NOT_MODEL_ARGS or key == "model":
-            why = "use pretrained=NAME" if key == "model" else "lm-eval chooses problems and outputs (--tasks, " \
-                                                              "--limit, --output_path)"
-            raise MroError(f"model_args {key!r} is not an lm-eval setting: {why}")
+        if key == "model":
+            raise MroError("model_args 'model' is not an lm-eval setting: use pretrained=NAME")
+        if key in NOT_MODEL_ARGS:
+            raise MroError(f"model_args {key!r} is not an lm-eval setting: lm-eval chooses problems and outputs "
+                           "(--tasks, --limit, --output_path)")
         key = "model" if key == "pretrained" else key
-        values[key] = value.replace("+", ",") if isinstance(value, str) else value
+        values[key] = value.replace("+", ",") if key in lists and isinstance(value, str) else value
     return build(LMEvalConfig, values)
 
 
