@@ -204,14 +204,14 @@ def ship(bench: Bench, results: list[dict]) -> dict:
     best = max((r for r in results if "solved" in r), key=best_val)
     run = bench.run_dir(best["trial"])
     rec = best.get("recipe") or str(recipe("countdown", best["trial"]).relative_to(REPO))
-    install(run / best.get("model", "."), "countdown-tiny", run / "train_config.json", run, "\n".join([
+    install(run / best.get("model", "."), "countdown-tiny", run, "\n".join([
         "# countdown-tiny", "", "Bidirectional tiny diffusion LM for 3-number Countdown, trained from scratch "
         "(docs/method.md section 9).", "", f"- Recipe: `{rec}`; chosen by `python benchmarks/train_countdown.py "
         f"--ship` among {len(results)} trials by validation score.",
         f"- Test (1,000 problems, greedy, one token per step): {best['solved']:.1f}% solved.", ""]))
     scorer = train_scorer(bench)
     srun = bench.run_dir(SCORER)
-    install(srun / scorer.get("model", "."), SCORER, srun / "train_config.json", srun, "\n".join([
+    install(srun / scorer.get("model", "."), SCORER, srun, "\n".join([
         f"# {SCORER}", "", "Tiny causal LM, the PPL scorer of `R_ppl` for Countdown (docs/method.md section 3).", "",
         f"- Recipe: `{scorer.get('recipe', 'configs/recipes/countdown/ar/countdown-ar-tiny.yaml')}`; final loss "
         f"{scorer['final_loss']}.", ""]))

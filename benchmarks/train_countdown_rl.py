@@ -175,7 +175,7 @@ def ship(bench: Bench, results: list[dict]) -> dict:
         "command": best["command"].replace(str(REPO) + "/", ""),
         "validation": best["best_val"], "selection": round(100 * best["selection"], 2), "selection_set": SELECT,
         "test": best["solved"], "candidates": {f"{r['arm']}-s{r['seed']}": round(100 * r["selection"], 2) for r in rows}}}
-    install(run / "best", "countdown-tiny-rs", run / "run.json", run,
+    install(run / "best", "countdown-tiny-rs", run,
             card("countdown-tiny-rs", "`countdown-tiny` after rejection sampling (docs/method.md section 6)",
                  chosen["countdown-tiny-rs"], "benchmarks/train_countdown_rl.py", "1,000 test problems"))
     atomic_write_json(bench.root / "shipped.json", chosen)

@@ -209,8 +209,8 @@ def ship(bench: Bench, results: list[dict]) -> dict:
                         "command": best["command"].replace(str(REPO) + "/", ""), "validation": best["best_val"],
                         "selection": round(100 * best["selection"], 2), "selection_set": SELECT, "test": best["solved"],
                         "candidates": {f"{r['arm']}-s{r['seed']}": round(100 * r["selection"], 2) for r in rows}}
-        install(run / "best", name, run / "run.json", run, card(name, what, chosen[name], "benchmarks/train_sudoku.py",
-                                                                 "500 test puzzles (10-12 blanks)"))
+        install(run / "best", name, run, card(name, what, chosen[name], "benchmarks/train_sudoku.py",
+                                                                 "500 test puzzles with 10-12 blanks"))
     atomic_write_json(bench.root / "shipped.json", chosen)
     return chosen
 

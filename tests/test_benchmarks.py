@@ -52,7 +52,7 @@ def test_install_copies_the_model_files_only(tmp_path, monkeypatch):
     (run / "run.json").write_text('{"lr": 1}')
     (run / "log.jsonl.gz").write_bytes(gzip.compress(b'{"kind": "val", "update": 0}\n', mtime=0))
     monkeypatch.setattr(ship, "CHECKPOINTS", tmp_path / "checkpoints")
-    dst = ship.install(model, "tiny-x", run / "run.json", run, "# tiny-x\n")
+    dst = ship.install(model, "tiny-x", run, "# tiny-x\n")
     assert sorted(p.name for p in dst.iterdir()) == ["README.md", "config.json", "model.safetensors", "tokenizer.json",
                                                     "train_config.json", "train_log.txt"]
     assert (dst / "train_log.txt").read_text() == '{"kind": "val", "update": 0}\n'

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from mro.eval.harness import EvalConfig, run_eval
+from mro.errors import MroError
 from mro.io import atomic_write_json, read_json
 from mro.tasks import get_task
 
@@ -45,10 +46,13 @@ def selection_score(model: Path, task: str, steps: tuple[int, ...], task_options
     return score
 
 
-def install(model: Path, name: str, settings: Path, run: Path, card: str) -> Path:
-    """Copy a kept model folder into the package as built-in ``name``, with the run's settings
-    (``train_config.json``), its log (``train_log.txt``, one JSON line each) and a model card
-    (``README.md``, which names the recipe)."""
+def install(model: Path, name: str, run: Path, card: str) -> Path:
+    """Copy a kept model folder into the package as built-in ``name``, with the settings of its
+    run (``run.json``, or ``train_config.json`` of the old SFT loop; as ``train_config.json``), its
+    log (``train_log.txt``, one JSON line each) and a model card (``README.md``, which names the recipe)."""
+    settings = next((p for p in (run / "run.json", run / "train_config.json") if p.is_file()), None)
+    if settings is None:
+        raise MroError(f"{run} holds no settings record (run.json) to ship with its model")
     dst = CHECKPOINTS / name
     shutil.rmtree(dst, ignore_errors=True)
     dst.mkdir(parents=True)
