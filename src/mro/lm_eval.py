@@ -244,7 +244,7 @@ class MroLM(LM):
         ignored = sorted({k for r in requests for k in r.args[1] if k in ("temperature", "do_sample", "top_p")})
         if ignored:
             self._say(f"generation settings {', '.join(ignored)} of the task are not used: mro decodes with "
-                      f"model_args (temperature {self.cfg.temperature})")
+                      "model_args' temperature (default: the protocol's, as mro eval)")
         groups: dict[tuple, list[int]] = {}  # requests of one response length, in their order
         plans = []
         for i, r in enumerate(requests):
