@@ -61,6 +61,23 @@ def lm_eval_run(task_manager, n, batch_size, **settings):
     return out["results"]["mro_countdown_tiny"]["correct,none"], samples
 
 
+def test_local_task_data_file(tmp_path, monkeypatch):
+    """The local tasks read their problems with mro's Countdown loader, from $MRO_COUNTDOWN_DATA when set."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mro_countdown_utils", TASKS / "mro_countdown" / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    data = tmp_path / "d1.jsonl"
+    data.write_text('{"input": "44,19,35", "output": "98"}\n{"nums": [3, 4, 12], "target": 41}\n')
+    monkeypatch.setenv("MRO_COUNTDOWN_DATA", str(data))
+    rows = utils.load()["test"]
+    assert [(r["nums"], r["target"]) for r in rows] == [([44, 19, 35], 98), ([3, 4, 12], 41)]
+    assert utils.doc_to_text(rows[1]) == "3,4,12>41:"
+    assert utils.process_results(rows[1], ["12*3=36,36+4=40"]) == {"correct": 0.0}
+    assert utils.process_results(rows[0], ["44+19+35"]) == {"correct": 1.0}
+
+
 def test_importing_registers_the_model():
     assert get_model("mro") is MroLM
 
