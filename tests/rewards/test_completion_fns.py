@@ -60,14 +60,14 @@ def test_perplexity_and_token_verification_callables(tiny_model):
 
     from mro.models.ar import TinyARScorer
     from mro.models.tiny import TinyDLM
-    from mro.rewards.perplexity import texts_reward
+    from mro.rewards.perplexity import ppl_to_reward
     from mro.rewards.completion_fns import perplexity_reward_fn, token_verification_reward_fn
 
     torch.manual_seed(0)
     scorer = TinyARScorer(TinyDLM.create(d_model=32, n_layers=1, n_heads=2, d_ff=64, causal=True))
     ppl_fn = perplexity_reward_fn(scorer)
     completions = ["1234", [{"role": "assistant", "content": "4321"}], 7]
-    assert ppl_fn(completions) == texts_reward(scorer, ["1234", "4321"]) + [None]
+    assert ppl_fn(completions) == [ppl_to_reward(p) for p in scorer.perplexity(["1234", "4321"])] + [None]
 
     tv_fn = token_verification_reward_fn(tiny_model, tokens="all")
     got = tv_fn(["1234", ""], prompts=["9", "9"])

@@ -8,8 +8,13 @@ import torch
 from mro.errors import MroError
 from mro.models.ar import TinyARScorer, load_scorer
 from mro.models.tiny import TinyDLM
-from mro.rewards.perplexity import perplexity_rewards, ppl_to_reward, state_texts, texts_reward
+from mro.rewards.perplexity import perplexity_rewards, ppl_to_reward, state_texts
 from mro.sampling import DecodeConfig, generate
+
+
+def texts_reward(scorer, texts):
+    """R_ppl of plain texts (default C and F)."""
+    return [ppl_to_reward(p) for p in scorer.perplexity(list(texts))]
 
 
 @pytest.fixture(scope="module")

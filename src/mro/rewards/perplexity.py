@@ -49,9 +49,3 @@ def perplexity_rewards(scorer: PerplexityScorer, model: DiffusionLM, traj: Traje
         ppl = scorer.perplexity(texts)
     r = torch.tensor([ppl_to_reward(p, upper, scale) for p in ppl], dtype=torch.float32)
     return r.view(len(at), traj.batch_size).T.to(traj.tokens.device)
-
-
-def texts_reward(scorer: PerplexityScorer, texts: Sequence[str], upper: float = 100.0,
-                 scale: float = 100.0) -> list[float]:
-    """``R_ppl`` of plain texts."""
-    return [ppl_to_reward(p, upper, scale) for p in scorer.perplexity(list(texts))]
