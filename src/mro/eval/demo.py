@@ -19,7 +19,7 @@ from rich.table import Table
 from mro.config import Config
 from mro.errors import MroError
 from mro.eval.harness import EvalConfig, run_eval
-from mro.eval.report import print_table
+from mro.eval.report import log_forwards_axis, print_table
 from mro.io import check_output_folder
 from mro.sampling.cache import CACHE_MODES
 from mro.tasks import get_task
@@ -159,7 +159,7 @@ def plot_runs(runs: dict, names: dict, path: Path, title: str, metric: str = "so
         ax_f.plot([r["nfe_per_example"] for r in s["results"]], ys, marker="o", label=names[key])
     ax.set_xlabel("tokens committed per step")
     ax_f.set_xlabel("DLM forwards per problem (log scale)")
-    ax_f.set_xscale("log")
+    log_forwards_axis(ax_f)
     for a in (ax, ax_f):
         a.set_ylabel("solved %")
         a.grid(alpha=0.3)

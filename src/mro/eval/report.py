@@ -57,7 +57,8 @@ def accuracy_plot(summary: dict, path: Path) -> Path:
                     ax_f.plot([r["nfe_per_example"] for r in rows], [100 * r[m] for r in rows],
                               marker="o" if kind == "steps" else "s", label=f"{dec} ({kind}): {m}")
     ax.set_xlabel("tokens per step (response masks / steps)")
-    ax_f.set_xlabel("DLM forwards per example")
+    log_forwards_axis(ax_f)
+    ax_f.set_xlabel("DLM forwards per example (log scale)")
     for a in (ax, ax_f):
         a.set_ylabel("%")
         a.grid(alpha=0.3)
@@ -85,3 +86,13 @@ def print_table(console, table) -> None:
         console.print(table)
     finally:
         console.width = width
+
+
+def log_forwards_axis(ax) -> None:
+    """A log x axis of forward counts labelled 1, 2, 5, 10, 20, ... (no crowded minor labels)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
