@@ -26,12 +26,12 @@ Work beyond the forward pass touches only the current block's positions.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
 
+from mro.config import Config
 from mro.errors import MroError
 from mro.models.base import DiffusionLM
 from mro.sampling.batch import layout
@@ -43,43 +43,31 @@ REMASKING = ("low_confidence", "random")
 
 
 @dataclass
-class DecodeConfig:
+class DecodeConfig(Config):
     """How to denoise (docs/method.md section 2)."""
 
     gen_length: int = field(default=16, metadata={"help": "response length in tokens"})
     steps: int = field(default=16, metadata={"help": "denoising steps over the whole response"})
     block_length: int | None = field(default=None, metadata={
         "help": "semi-autoregressive block length (default: gen_length, one block)"})
-    temperature: float = field(default=0.0, metadata={"help": "Gumbel-max temperature; 0 = argmax"})
-    remasking: str = field(default="low_confidence", metadata={"help": "low_confidence | random"})
-    cfg_scale: float = field(default=0.0, metadata={"help": "classifier-free guidance scale (0 = off)"})
+    temperature: float = field(default=0.0, metadata={"help": "Gumbel-max temperature; 0 = argmax", "min": 0})
+    remasking: str = field(default="low_confidence", metadata={"help": "low_confidence | random",
+                                                               "choices": REMASKING})
+    cfg_scale: float = field(default=0.0, metadata={"help": "classifier-free guidance scale (0 = off)", "min": 0})
     suppress_eos: bool = field(default=False, metadata={"help": "never sample the EOS token"})
     threshold: float | None = field(default=None, metadata={
-        "help": "confidence-threshold parallel decoding (Fast-dLLM); None = fixed schedule"})
+        "help": "confidence-threshold parallel decoding (Fast-dLLM); None = fixed schedule", "gt": 0, "max": 1})
     min_tokens: int = field(default=1, metadata={
         "help": "with threshold: commit at least this many positions per step (the most confident; "
-                "1 = Fast-dLLM's rule), so a block takes at most ceil(its masks / min_tokens) steps"})
+                "1 = Fast-dLLM's rule), so a block takes at most ceil(its masks / min_tokens) steps", "min": 1})
     cache: str = field(default="none", metadata={
         "help": "KV cache (Fast-dLLM): none | prefix (recompute the block and what follows) | dual (the block only)"})
 
     def __post_init__(self):
+        super().__post_init__()  # finite numbers (nan or inf would decode silently wrong), bounds, choices
         if self.block_length is None:
             self.block_length = self.gen_length
         check_schedule(self.gen_length, self.steps, self.block_length)
-        for name in ("temperature", "cfg_scale", "threshold"):  # nan or inf would decode silently wrong
-            value = getattr(self, name)
-            if value is not None and not math.isfinite(value):
-                raise MroError(f"{name} must be a finite number, got {value}")
-        if self.temperature < 0:
-            raise MroError(f"temperature must be >= 0, got {self.temperature}")
-        if self.remasking not in REMASKING:
-            raise MroError(f"unknown remasking {self.remasking!r}; choose from {', '.join(REMASKING)}")
-        if self.cfg_scale < 0:
-            raise MroError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
-        if self.threshold is not None and not 0 < self.threshold <= 1:
-            raise MroError(f"threshold must be in (0, 1], got {self.threshold}")
-        if self.min_tokens < 1:
-            raise MroError(f"min_tokens must be >= 1, got {self.min_tokens}")
         check_cache_mode(self.cache)
 
     @property
