@@ -58,7 +58,7 @@ def run_eval(cfg: EvalConfig) -> dict:
 
     device = resolve_device(cfg.device)
     rank, world, state = _distributed(cpu=device.type != "cuda")
-    setup = prepare_eval(cfg, device=str(state.device) if state is not None and device.type == "cuda" else None)
+    setup = prepare_eval(cfg, device=str(state.device if state is not None and device.type == "cuda" else device))
     with OutputLock(cfg.out) if rank == 0 else _no_lock(cfg.out) as out:
         return _run_locked(setup, out, rank, world, state)
 
