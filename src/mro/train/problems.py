@@ -19,6 +19,7 @@ from mro.errors import MroError
 from mro.models.base import DiffusionLM
 from mro.problems import encode
 from mro.sampling import DecodeConfig, generate
+from mro.sampling.cache import CACHE_MODES
 from mro.tasks import get_task
 from mro.tasks.base import Example, Task
 from mro.train.config import ModelSettings, Plan, TrainerConfig, includes
@@ -41,6 +42,10 @@ class RunConfig(TrainerConfig):
         "help": "response length (default: the task's tiny layout)", "min": 1})
     block_length: int | None = field(default=None, metadata={"help": "sampler block length (default: gen_length)",
                                                              "min": 1})
+    cache: str = field(default="none", metadata={
+        "help": "KV cache of the RS collection and the RL rollouts: none | prefix | dual (docs/method.md section 2; "
+                "RL recomputes log-probabilities without it and logs the gap; validation never caches)",
+        "choices": CACHE_MODES})
     val_every: int = field(default=25, metadata={"help": "updates between validations (and checkpoints)", "min": 1})
 
     def __post_init__(self):
@@ -88,10 +93,11 @@ def problem_source(task: Task, cfg: RunConfig) -> ProblemSource:
     return ProblemSource(task, parse_options(cfg.task_options) if not cfg.data else {}, cfg.seed, cfg.val_n, cfg.data)
 
 
-def decode_for_training(gen_length: int, steps: int, temperature: float, block_length: int | None) -> DecodeConfig:
+def decode_for_training(gen_length: int, steps: int, temperature: float, block_length: int | None,
+                        cache: str = "none") -> DecodeConfig:
     """The sampler settings of a training-time decode (collection, rollouts, validation)."""
     return DecodeConfig(gen_length=gen_length, steps=steps, block_length=block_length or gen_length,
-                        temperature=temperature)
+                        temperature=temperature, cache=cache)
 
 
 @torch.no_grad()

@@ -166,7 +166,7 @@ def rollout_shard(model, reward, task, source, cfg: RLConfig, update: int, shard
     k = cfg.rollouts
     rep_resp = None if enc.responses is None else [r for r in enc.responses for _ in range(k)]
     rep_examples = [ex for ex in examples for _ in range(k)]
-    dc = decode_for_training(enc.gen_length, steps, cfg.temperature, cfg.block_length)
+    dc = decode_for_training(enc.gen_length, steps, cfg.temperature, cfg.block_length, cfg.cache)
     with torch.no_grad():
         traj = generate(model, [p for p in enc.prompts for _ in range(k)], dc, responses=rep_resp, generator=gen)
         returns, terms = score_rollouts(reward, task, rep_examples, traj, cfg, gen)
@@ -188,13 +188,15 @@ def rl_update(trainer, rl: RLTrainer, update: int) -> dict:
         work.append((traj, step_coefficients(ret, a, group_bounds(traj.steps_done, cfg.w), cfg, gen)))
     n_rows, banned = len(returns), [model.mask_token_id]
     loss_sum, kls, norms = 0.0, [], []
+    gaps: list[tuple[float, int]] = []  # |rollout - recomputed| log-probs, first epoch (the rollout's weights)
 
     def micro_loss(traj, pairs, coef):
-        loss, kl = policy_loss(model, traj, pairs, coef, cfg, banned, n_rows, rl.ref)
+        loss, kl = policy_loss(model, traj, pairs, coef, cfg, banned, n_rows, rl.ref,
+                               logp_gap=gaps if epoch == 0 else None)
         kls.append(kl)
         return loss
 
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         total, epoch_norms = trainer.step(functools.partial(micro_loss, traj, pairs, coef)
                                           for traj, coef in work for pairs in micro_batches(coef, layout.chunks))
         loss_sum += total
@@ -207,7 +209,8 @@ def rl_update(trainer, rl: RLTrainer, update: int) -> dict:
     same = float((total.max(1).values - total.min(1).values < 1e-6).float().mean())
     n_committed = max(1, sum(int((traj.commit_step >= 0).sum()) for traj, _ in work))
     values = trainer.mean_over_processes({"reward": float(returns.sum(1).mean()), **terms, "same_reward_frac": same,
-                                          "loss": loss_sum / cfg.epochs, "kl": sum(kls) / cfg.epochs / n_committed})
+                                          "loss": loss_sum / cfg.epochs, "kl": sum(kls) / cfg.epochs / n_committed,
+                                          "rollout_logp_gap": sum(g for g, _ in gaps) / max(1, sum(n for _, n in gaps))})
     record = {key: round(v, 6) for key, v in values.items()}
     record["grad_norm"] = round(sum(norms) / max(1, len(norms)), 5)
     return record

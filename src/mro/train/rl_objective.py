@@ -81,12 +81,15 @@ def step_coefficients(returns: torch.Tensor, adv: torch.Tensor, bounds, cfg,
 
 
 def policy_loss(model, traj: Trajectory, pairs: torch.Tensor, coef: torch.Tensor, cfg,
-                banned: list[int], n_total: int, ref_model=None) -> tuple[torch.Tensor, float]:
+                banned: list[int], n_total: int, ref_model=None,
+                logp_gap: list | None = None) -> tuple[torch.Tensor, float]:
     """The loss of one micro-batch of ``pairs [M, 2]`` (row, step); returns (loss, summed k3 KL).
 
     ``loss = -(1/n_total) * sum_pairs coef * sum_{i committed at t} f(logp_i)`` with ``f`` the
     log-prob itself (REINFORCE) or the clipped importance ratio against the rollout's log-prob
     (PPO), plus ``kl_coef`` times the k3 KL of the committed tokens to the reference policy.
+    ``logp_gap``: a list that receives ``(sum |rollout - recomputed log-prob|, count)`` of the
+    committed tokens (the recomputation never uses a KV cache; a cached rollout's differ).
     """
     rows, steps = pairs[:, 0], pairs[:, 1]
     commit = traj.commit_step[rows]
@@ -97,6 +100,9 @@ def policy_loss(model, traj: Trajectory, pairs: torch.Tensor, coef: torch.Tensor
     tokens = traj.tokens[rows, traj.prompt_length:]
     attn = traj.attention_mask[rows]
     logp = committed_logprobs(model, states, attn, tokens, committed, traj.prompt_length, cfg.temperature, banned)
+    if logp_gap is not None:
+        gap = (logp.detach() - traj.logprob[rows].nan_to_num(0.0)).abs()
+        logp_gap.append((float(gap[committed].sum()), int(committed.sum())))
     c = coef[rows, steps][:, None]
     if cfg.clip_eps > 0 or cfg.epochs > 1:
         old = traj.logprob[rows].nan_to_num(0.0)
