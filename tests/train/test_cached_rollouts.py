@@ -54,3 +54,25 @@ def test_rs_collection_with_the_cache(tmp_path, model_dir, two_layer_dir):
     train_rs(RSConfig(**RS, model=str(two_layer_dir), cache="dual", out=str(out)))
     rows = read_dataset(out / "rs_data.jsonl")
     assert len(rows) == 8 and all(max(r["commit_step"]) < r["steps"] for r in rows)
+
+
+def test_a_model_without_a_cache_is_refused_before_the_run_starts(tmp_path):
+    """A transformers masked LM (BERT) cannot cache: --cache prefix is one line and leaves no run folder."""
+    from tokenizers import Tokenizer, models
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    from mro.errors import MroError
+
+    folder = tmp_path / "bert"
+    words = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, **{f"w{i}": i for i in range(3, 40)}}
+    PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(words, unk_token="[UNK]")), unk_token="[UNK]",
+                            pad_token="[PAD]", mask_token="[MASK]").save_pretrained(folder)
+    BertForMaskedLM(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32)).save_pretrained(folder)
+    for config, train in ((RLConfig, train_rl), (RSConfig, train_rs)):
+        out = tmp_path / config.__name__
+        settings = RL if config is RLConfig else RS
+        with pytest.raises(MroError) as err:
+            train(config(**settings, model=str(folder), cache="prefix", out=str(out)))
+        assert str(err.value) == f"--cache prefix: model {folder} cannot cache keys and values; use --cache none"
+        assert not out.exists()

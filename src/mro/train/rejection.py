@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from mro.errors import MroError
 from mro.sampling.batch import layout
+from mro.sampling.cache import check_model_caches
 from mro.sampling.trajectory import PREFILLED
 from mro.search import SearchConfig
 from mro.tasks import get_task
@@ -121,7 +122,9 @@ class RSTrainer(Plugin):
         return self.accumulation_steps
 
     def make_model(self, device):
-        return load_trainable(self.cfg, device)
+        model = load_trainable(self.cfg, device)
+        check_model_caches(model, self.cfg.cache)  # --cache on a model without one: refused before the run starts
+        return model
 
     def read_data(self, model) -> None:
         self.val_examples = self.source.validation()

@@ -33,6 +33,7 @@ from mro.problems import encode
 from mro.rewards.multi import MultiReward, RewardConfig
 from mro.rewards.sgro import group_bounds
 from mro.sampling import generate
+from mro.sampling.cache import check_model_caches
 from mro.tasks import get_task
 from mro.train.config import includes, part
 from mro.train.problems import RunConfig, decode_for_training, problem_source, validate_run
@@ -130,7 +131,9 @@ class RLTrainer(Plugin):
         return self.layout.accumulation
 
     def make_model(self, device):
-        return load_trainable(self.cfg, device)
+        model = load_trainable(self.cfg, device)
+        check_model_caches(model, self.cfg.cache)  # --cache on a model without one: refused before the run starts
+        return model
 
     def before_training(self, trainer) -> None:
         self.ref = None
