@@ -182,7 +182,9 @@ def main() -> None:
         for name in args.models.split(","):
             model, config = build(name, args.shape, args.device, dtype)
             shares[name] = round(head_share(config), 3)
-            agree[name] = reference_agrees(model, args.device)
+            # bf16 confidences of a random model tie (all equal in a block), and torch.topk breaks ties
+            # differently over the block (sampler) and over the sequence (reference): checked in fp32 only
+            agree[name] = reference_agrees(model, args.device) if dtype == torch.float32 else "not checked (bf16 ties)"
             for b in batches:
                 for r in measure(model, b, args.blocks, args.device, str(b) in args.reference_batch.split(",")):
                     rows.append({"model": name, **r})
