@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import mro
 from mro.config import add_arguments, from_args
 from mro.errors import MroError
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mro.train.sft import SFTConfig
 
     parser = _Parser(prog="mro", description="Multi-Reward Optimization for masked diffusion LMs")
+    parser.add_argument("--version", action="version", version=f"mro {mro.__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
     train = verbs.add_parser("train", help="train a model").add_subparsers(dest="mode", required=True)
     sft = train.add_parser("sft", help="masked-diffusion SFT: the built-in tiny model on a task, or any model on prompt/response pairs")
