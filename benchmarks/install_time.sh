@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/install_time.sh            # the lock-file install (the default)
 #   MODES="lock resolve" bash benchmarks/install_time.sh   # also the resolving install (MRO_NO_LOCK=1)
+#   REV=38b2d46 bash benchmarks/install_time.sh     # the install of an older commit (before the lock)
 #
 # Wall time depends on the network (packages come from the registry) and on whatever else the
 # machine runs, so the table records the CPU time of the install and the load average beside it.
@@ -19,10 +20,11 @@ if [[ ! -f "$out" ]]; then
     echo "|---|---|---|---|---|---|---|---|"
   } > "$out"
 fi
-commit=$(git rev-parse --short HEAD)
+commit=$(git rev-parse --short "${REV:-HEAD}")
 for mode in ${MODES:-lock}; do
   tmp=$(mktemp -d)
   git clone -q . "$tmp/mro"
+  git -C "$tmp/mro" checkout -q "$commit"
   load=$(cut -d' ' -f1 /proc/loadavg)
   extra=()
   [[ "$mode" == resolve ]] && extra=(MRO_NO_LOCK=1)
