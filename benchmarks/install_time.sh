@@ -33,7 +33,7 @@ for mode in ${MODES:-lock}; do
   end=$(date +%s.%N)
   cpu=$(grep -E '^(user|sys)' "$tmp/time.txt" | awk '{split($2,a,"m"); s+=a[1]*60+a[2]} END {printf "%.0f", s}')
   wall=$(python3 -c "print(round($end - $start))")
-  "$tmp/mro/.venv/bin/mro" --version > /dev/null  # the install works
+  "$tmp/mro/.venv/bin/mro" --help > /dev/null  # the install works
   row="| $(date -u +%Y-%m-%d) | $commit | $mode | $((wall / 60)) min $((wall % 60)) s | $((cpu / 60)) min $((cpu % 60)) s | $load | $(python3 -V | cut -d' ' -f2) | $(uname -m), $(nproc) cores |"
   echo "$row" | tee -a "$out"
   rm -rf "$tmp"
