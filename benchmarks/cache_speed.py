@@ -22,7 +22,11 @@ The LM head: with the real vocabulary and narrow layers most of a full forward i
 block only, so the scaled ratios overstate what the cache gives at the real shape (head share
 about 7%); the real-shape timings come from ``benchmarks/gpu_smoke.sh``.
 
+``--refresh 2,4`` adds ``prefix`` and ``dual`` rows with ``cache_refresh`` 2 and 4 (a full
+forward refills the cache every r steps inside a block) and saves to ``cache_speed_refresh``.
+
     python benchmarks/cache_speed.py      # CPU, one thread -> benchmarks/results/cache/cache_speed.{md,json}
+    python benchmarks/cache_speed.py --models llada --batch 1 --reference-batch 0 --refresh 2,4
     python benchmarks/cache_speed.py --shape full --device cuda --dtype bf16 --blocks 8 --out DIR
 """
 
@@ -109,23 +113,23 @@ def build(name: str, shape: str, device: str, dtype: torch.dtype):
     return random_model(config, seed=0, dtype=dtype, device=device), config
 
 
-def measure(model, batch: int, blocks: int, device: str, reference: bool) -> list[dict]:
+def measure(model, batch: int, blocks: int, device: str, reference: bool, refresh=()) -> list[dict]:
     g = torch.Generator().manual_seed(batch)
     prompts = torch.randint(0, model.mask_token_id - 1, (batch, PROMPT), generator=g).tolist()
     traj = start(model, prompts, gen_length=GEN)
     steps = blocks * STEPS // (GEN // BLOCK)
     rows, decoded = [], {}
-    for mode in MODES:
-        cfg = DecodeConfig(gen_length=GEN, steps=STEPS, block_length=BLOCK, cache=mode)
+    for mode, r in [(m, 0) for m in MODES] + [(m, r) for r in refresh for m in MODES[1:]]:
+        cfg = DecodeConfig(gen_length=GEN, steps=STEPS, block_length=BLOCK, cache=mode, cache_refresh=r)
         denoise(model, traj, cfg, num_steps=1)  # warm-up (kernels, allocator)
         sync(device)
         t0 = time.perf_counter()
         out = denoise(model, traj, cfg, num_steps=steps)
         sync(device)
         seconds = time.perf_counter() - t0
-        decoded[mode] = out
+        decoded[mode if not r else f"{mode}, refresh {r}"] = out
         tokens = int((out.commit_step >= 0).sum())
-        rows.append({"mode": mode, "batch": batch, "blocks": blocks, "steps": steps, "seconds": round(seconds, 3),
+        rows.append({"mode": mode if not r else f"{mode}, refresh {r}", "batch": batch, "blocks": blocks, "steps": steps, "seconds": round(seconds, 3),
                      "tokens_per_s": round(tokens / seconds, 2)})
     none = rows[0]["tokens_per_s"]
     for r in rows:
@@ -171,6 +175,7 @@ def main() -> None:
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--models", default="llada,dream")
     ap.add_argument("--reference-batch", default="1", help="batch sizes that also time the reference loop")
+    ap.add_argument("--refresh", default="", help="cache_refresh values that add prefix and dual rows, e.g. 2,4")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     if args.device == "cpu":
@@ -186,7 +191,8 @@ def main() -> None:
             # differently over the block (sampler) and over the sequence (reference): checked in fp32 only
             agree[name] = reference_agrees(model, args.device) if dtype == torch.float32 else "not checked (bf16 ties)"
             for b in batches:
-                for r in measure(model, b, args.blocks, args.device, str(b) in args.reference_batch.split(",")):
+                for r in measure(model, b, args.blocks, args.device, str(b) in args.reference_batch.split(","),
+                                 [int(v) for v in args.refresh.split(",") if v]):
                     rows.append({"model": name, **r})
                     print(rows[-1], flush=True)
             del model
@@ -208,6 +214,7 @@ def main() -> None:
             "reference_tokens_equal": agree, "configs": {n: (FULL if args.shape == "full" else SCALED)[n] for n in shares},
             "rows": rows}
     stem = "cache_speed" if args.shape == "scaled" else f"cache_speed_{args.shape}_{args.dtype}"
+    stem += "_refresh" if args.refresh else ""
     save_report(Path(args.out), stem, lines, data)
 
 

@@ -202,3 +202,42 @@ def test_native_models_decode_with_the_cache(arch):
         model = build(layers)
         for cache in CACHED:
             assert_same(decode(model, cache, **kw), decode(model, "none", **kw))
+
+
+@pytest.mark.parametrize("cache", CACHED)
+@pytest.mark.parametrize("kw", [
+    dict(gen_length=16, steps=16, block_length=8),
+    dict(gen_length=16, steps=8, block_length=4, temperature=0.7),
+    dict(gen_length=16, steps=16, block_length=4, threshold=0.2, temperature=0.5),
+    dict(gen_length=12, steps=6, block_length=4, cfg_scale=1.5),
+])
+def test_refresh_every_step_equals_none(tiny_model, cache, kw):
+    """cache_refresh 1 refills the cache with a full forward at every step: the two-layer model's
+    decode (where Fast-dLLM's cache is approximate) equals the uncached one."""
+    assert_same(decode(tiny_model, cache, cache_refresh=1, **kw), decode(tiny_model, "none", **kw))
+
+
+@pytest.mark.parametrize("cache", CACHED)
+@pytest.mark.parametrize("refresh, full_per_block", [(0, 1), (1, 8), (2, 4), (3, 3), (8, 1), (20, 1)])
+def test_refresh_runs_a_full_forward_every_r_steps(tiny_model, counting, cache, refresh, full_per_block):
+    """8 steps per block: full forwards at the block's steps 0, r, 2r, ...; the other steps are windows,
+    and the forwards per example (one per step) do not change."""
+    counted = counting(tiny_model)
+    n, cfg = 3, DecodeConfig(gen_length=16, steps=16, block_length=8, cache=cache, cache_refresh=refresh)
+    traj = generate(counted, prompts(n), cfg)
+    assert traj.steps_done == 16
+    assert counted.full_rows == n * 2 * full_per_block
+    assert counted.window_rows == n * (16 - 2 * full_per_block)
+    # resuming mid-block keeps counting from the last fill (steps 0, 2, 4, 6 of each block at r = 2)
+    if refresh == 2:
+        counted = counting(tiny_model)
+        half = denoise(counted, start(tiny_model, prompts(n), gen_length=16), cfg, num_steps=3)
+        denoise(counted, half, cfg)
+        assert counted.full_rows == n * 2 * full_per_block
+
+
+def test_bad_cache_refresh_is_one_line():
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(MroError) as err:
+            DecodeConfig(cache="dual", cache_refresh=bad)
+        assert "cache_refresh" in str(err.value) and "\n" not in str(err.value)

@@ -47,6 +47,8 @@ class DemoConfig(Config):
         "help": "tokens committed per step in the Countdown section", "gt": 0})
     cache: str = field(default="none", metadata={
         "help": "KV cache of every decode: none | prefix | dual (docs/method.md section 2)", "choices": CACHE_MODES})
+    cache_refresh: int = field(default=0, metadata={
+        "help": "with --cache prefix|dual: also refill the cache with a full forward every this many steps inside a block (0 = only at block boundaries, Fast-dLLM's rule; 1 = every step, equal to none)", "min": 0})
 
     def __post_init__(self):
         super().__post_init__()
@@ -57,7 +59,8 @@ class DemoConfig(Config):
     def folder(self) -> Path:
         """Where this demo's runs go: settings that change results get their own subfolder, so
         a rerun with other flags starts its own run (and one with the same flags resumes)."""
-        return Path(self.out) / (f"n{self.n}-seed{self.seed}" + ("" if self.cache == "none" else f"-{self.cache}"))
+        return Path(self.out) / (f"n{self.n}-seed{self.seed}" + ("" if self.cache == "none" else f"-{self.cache}")
+                                  + ("" if self.cache == "none" or not self.cache_refresh else f"-r{self.cache_refresh}"))
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ def run_section(section: Section, cfg: DemoConfig, n: int, tokens_per_step: list
     start = time.perf_counter()
     console.print(f"[bold]mro demo[/]: shipped tiny diffusion LM ({section.model}) on {section.what}")
     common = dict(task=section.task, n=n, task_options=section.task_options, tokens_per_step=tokens_per_step,
-                  seed=cfg.seed, batch_size=250, cache=cfg.cache)
+                  seed=cfg.seed, batch_size=250, cache=cfg.cache,
+                  cache_refresh=cfg.cache_refresh)
     runs = {"vanilla": run_eval(EvalConfig(model=section.model, **common, out=str(folder / "vanilla")))}
     several = [t for t in tokens_per_step if t > 1]
     if cfg.tts and several:

@@ -82,6 +82,8 @@ class EvalConfig(SearchConfig):
     cache: str = field(default="none", metadata={
         "help": "KV cache (Fast-dLLM, docs/method.md section 2): none | prefix (recompute the block and what "
                 "follows) | dual (recompute the block only)", "choices": CACHE_MODES})
+    cache_refresh: int = field(default=0, metadata={
+        "help": "with --cache prefix|dual: also refill the cache with a full forward every this many steps inside a block (0 = only at block boundaries, Fast-dLLM's rule; 1 = every step, equal to none)", "min": 0})
     batch_size: int = field(default=64, metadata={"help": "examples per batch", "min": 1})
     seed: int = field(default=0, metadata={"help": "decoding seed"})
     out: str = field(default="runs/eval", metadata={"help": "output folder"})
@@ -243,7 +245,7 @@ def decode_config(cfg: EvalConfig, gen_length: int, steps: int, threshold: float
     return DecodeConfig(gen_length=gen_length, steps=steps, block_length=gen_length if block is None else block,
                         temperature=temperature or 0.0, remasking=cfg.remasking, cfg_scale=cfg.cfg_scale,
                         threshold=threshold, min_tokens=cfg.min_tokens, suppress_eos=cfg.suppress_eos,
-                        cache=cfg.cache)
+                        cache=cfg.cache, cache_refresh=cfg.cache_refresh)
 
 
 def batch_generator(seed: int, steps: int, batch: int, device) -> torch.Generator:

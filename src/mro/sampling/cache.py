@@ -9,7 +9,9 @@ recomputes only a window against the cached keys and values of everything else:
 - ``dual``: the window ``[block start, block end)``; the prompt, the finished blocks and the
   still-masked suffix are read from the cache.
 
-The next block's first step refills it. ``none`` never caches (LLaDA's reference semantics).
+The next block's first step refills it; with ``cache_refresh r >= 1`` a full forward also
+refills it every ``r`` steps inside a block (``r = 1``: every step, equal to ``none``), which
+bounds how stale the cached keys and values get. ``none`` never caches (LLaDA's reference semantics).
 The cache travels with the :class:`~mro.sampling.trajectory.Trajectory` it belongs to, so a
 resumed ``denoise`` continues with it and copies of a row (test-time scaling's ``k``
 candidates) share the forward that filled it. The sampler reaches the model only through
@@ -33,6 +35,11 @@ def check_cache_mode(mode: str) -> None:
         raise MroError(f"unknown cache {mode!r}; choose from {', '.join(CACHE_MODES)}")
 
 
+def check_cache_refresh(refresh: int) -> None:
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
+        raise MroError(f"cache_refresh must be an integer >= 0 (0 = refill at block boundaries only), got {refresh!r}")
+
+
 def check_model_caches(model: DiffusionLM, mode: str) -> None:
     """``--cache prefix|dual`` on a model without a KV cache is a one-line error."""
     if mode != "none" and not model.supports_kv_cache:
@@ -44,7 +51,8 @@ class BlockCache:
     """The KV cache of one block: filled by the full forward at the block's first step.
 
     ``lo .. hi - 1`` are the block's positions; ``guided``: the rows are the batch's conditional
-    rows followed by its unconditional ones (classifier-free guidance runs both through the model).
+    rows followed by its unconditional ones (classifier-free guidance runs both through the model);
+    ``filled_at``: the trajectory's step whose full forward filled it (``cache_refresh`` counts from it).
     Never modified: a refill makes a new one.
     """
 
@@ -53,6 +61,7 @@ class BlockCache:
     hi: int
     mode: str
     guided: bool = False
+    filled_at: int = 0
 
     @property
     def batch_size(self) -> int:
@@ -63,7 +72,7 @@ class BlockCache:
         """The cache of trajectory rows ``index`` (a row may repeat)."""
         if self.guided:
             index = torch.cat([index, index + self.batch_size])
-        return BlockCache(self.kv.rows(index), self.lo, self.hi, self.mode, self.guided)
+        return BlockCache(self.kv.rows(index), self.lo, self.hi, self.mode, self.guided, self.filled_at)
 
     def conditional(self, index: torch.Tensor) -> KVCache:
         """The keys and values of rows ``index`` as the unguided model sees them."""

@@ -26,7 +26,7 @@ Work beyond the forward pass touches only the current block's positions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
@@ -35,7 +35,7 @@ from mro.config import Config
 from mro.errors import MroError
 from mro.models.base import DiffusionLM
 from mro.sampling.batch import layout
-from mro.sampling.cache import check_cache_mode, check_model_caches, replicated_block_logits
+from mro.sampling.cache import check_cache_mode, check_cache_refresh, check_model_caches, replicated_block_logits
 from mro.sampling.schedule import check_schedule, tokens_this_step
 from mro.sampling.trajectory import PENDING, PREFILLED, Trajectory
 
@@ -62,6 +62,9 @@ class DecodeConfig(Config):
                 "1 = Fast-dLLM's rule), so a block takes at most ceil(its masks / min_tokens) steps", "min": 1})
     cache: str = field(default="none", metadata={
         "help": "KV cache (Fast-dLLM): none | prefix (recompute the block and what follows) | dual (the block only)"})
+    cache_refresh: int = field(default=0, metadata={
+        "help": "with a cache: also refill it with a full forward every this many steps inside a block "
+                "(0 = only at block boundaries, Fast-dLLM's rule; 1 = every step, equal to none)", "min": 0})
 
     def __post_init__(self):
         super().__post_init__()  # finite numbers (nan or inf would decode silently wrong), bounds, choices
@@ -69,6 +72,7 @@ class DecodeConfig(Config):
             self.block_length = self.gen_length
         check_schedule(self.gen_length, self.steps, self.block_length)
         check_cache_mode(self.cache)
+        check_cache_refresh(self.cache_refresh)
 
     @property
     def num_blocks(self) -> int:
@@ -153,12 +157,16 @@ def _model_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, repli
 def _block_logits(model: DiffusionLM, traj: Trajectory, cfg: DecodeConfig, lo: int, hi: int,
                   replicas: int = 1) -> torch.Tensor:
     """``[B, hi - lo, V]`` logits of the current block; with a cache, ``traj.cache`` is refilled at
-    the block's first step and read at the others (mro.sampling.cache)."""
+    the block's first step and read at the others (mro.sampling.cache); with ``cache_refresh r``
+    also refilled once ``r`` steps have run since the last fill."""
     if cfg.cache == "none":
         return _model_logits(model, traj, cfg, replicas)[:, lo:hi]
     x, attn = _forward_rows(model, traj, cfg, replicas)
-    logits, traj.cache = replicated_block_logits(model, x, attn, traj.cache, cfg.cache, lo, hi,
-                                                 cfg.cfg_scale > 0, replicas)
+    cache = traj.cache
+    if cache is not None and cfg.cache_refresh and traj.steps_done - cache.filled_at >= cfg.cache_refresh:
+        cache = None  # stale: this step's forward is a full one and refills the cache
+    logits, fresh = replicated_block_logits(model, x, attn, cache, cfg.cache, lo, hi, cfg.cfg_scale > 0, replicas)
+    traj.cache = fresh if fresh is cache else replace(fresh, filled_at=traj.steps_done)
     return _guided(logits, cfg, replicas)
 
 

@@ -46,6 +46,8 @@ class RunConfig(TrainerConfig):
         "help": "KV cache of the RS collection and the RL rollouts: none | prefix | dual (docs/method.md section 2; "
                 "RL recomputes log-probabilities without it and logs the gap; validation never caches)",
         "choices": CACHE_MODES})
+    cache_refresh: int = field(default=0, metadata={
+        "help": "with --cache prefix|dual: also refill the cache with a full forward every this many steps inside a block (0 = only at block boundaries, Fast-dLLM's rule; 1 = every step, equal to none)", "min": 0})
     val_every: int = field(default=25, metadata={"help": "updates between validations (and checkpoints)", "min": 1})
 
     def __post_init__(self):
@@ -94,10 +96,10 @@ def problem_source(task: Task, cfg: RunConfig) -> ProblemSource:
 
 
 def decode_for_training(gen_length: int, steps: int, temperature: float, block_length: int | None,
-                        cache: str = "none") -> DecodeConfig:
+                        cache: str = "none", cache_refresh: int = 0) -> DecodeConfig:
     """The sampler settings of a training-time decode (collection, rollouts, validation)."""
     return DecodeConfig(gen_length=gen_length, steps=steps, block_length=block_length or gen_length,
-                        temperature=temperature, cache=cache)
+                        temperature=temperature, cache=cache, cache_refresh=cache_refresh)
 
 
 @torch.no_grad()

@@ -169,7 +169,8 @@ def rollout_shard(model, reward, task, source, cfg: RLConfig, update: int, shard
     k = cfg.rollouts
     rep_resp = None if enc.responses is None else [r for r in enc.responses for _ in range(k)]
     rep_examples = [ex for ex in examples for _ in range(k)]
-    dc = decode_for_training(enc.gen_length, steps, cfg.temperature, cfg.block_length, cfg.cache)
+    dc = decode_for_training(enc.gen_length, steps, cfg.temperature, cfg.block_length, cfg.cache,
+                             cfg.cache_refresh)
     with torch.no_grad():
         traj = generate(model, [p for p in enc.prompts for _ in range(k)], dc, responses=rep_resp, generator=gen)
         returns, terms = score_rollouts(reward, task, rep_examples, traj, cfg, gen)

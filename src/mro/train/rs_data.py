@@ -86,7 +86,7 @@ def collect(model, task, source: ProblemSource, cfg, path: Path, accelerator) ->
         if examples:
             enc = encode(task, model, examples, cfg.protocol, cfg.gen_length)
             dc = decode_for_training(enc.gen_length, cfg.collect_steps, cfg.collect_temperature, cfg.block_length,
-                                     cfg.cache)
+                                     cfg.cache, cfg.cache_refresh)
             gen = torch.Generator(device=model.device).manual_seed((cfg.seed * 7_919 + b) * 64 + rank)
             with torch.no_grad():
                 result = decoder(model, enc.prompts, enc.responses, dc, generator=gen, task=task, search=search,
