@@ -16,6 +16,7 @@ def test_version_flag_prints_the_package_version(capsys):
 
 
 def test_results_record_the_version_and_the_commit_of_a_checkout():
+    source_commit.cache_clear()  # read once per process; a commit made since would be missed
     info = hardware()
     assert info["mro"] == mro.__version__
     src = Path(mro.__file__).resolve().parent
