@@ -5,8 +5,8 @@ thresholds with a minimum number of tokens per step (docs/method.md section 8, "
 Every point is one ``mro eval`` setting (greedy, 500 held-out problems, the README's problem sets),
 run in-process with ``run_eval``; forwards per problem count, for threshold decoding, the steps at
 which that problem committed a token. The frontier of a model is the best solved rate at or
-below each forward budget. Goals (issue 19, reported, not tested): Sudoku >= 99% at <= 3
-forwards; Countdown within 2 points of its one-token-per-step accuracy at <= 5 forwards.
+below each forward budget, reported against the goals of docs/method.md section 8 ("Accuracy
+per forward").
 
     python benchmarks/frontier.py          # -> benchmarks/results/frontier/{frontier.md,frontier.json,frontier.png}
     python benchmarks/frontier.py --report-only   # redraw the table and chart from finished runs

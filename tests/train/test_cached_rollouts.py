@@ -1,15 +1,14 @@
-"""Training-time decodes with the KV cache (issue 19 item 4): the RS collection and the RL rollouts
+"""Training-time decodes with the KV cache (docs/method.md section 7): the RS collection and the RL rollouts
 decode with ``--cache``; RL recomputes the log-probabilities without it and logs the gap."""
 
 import json
 
 import pytest
-import torch
 
-from mro.models.tiny import TinyDLM
 from mro.train.rejection import RSConfig, train_rs
 from mro.train.rl import RLConfig, train_rl
 from mro.train.rs_data import read_dataset
+from tests.train.conftest import save_tiny
 
 RL = dict(prompts=4, rollouts=2, steps=[4], block_length=8, temperature=1.0, updates=2, val_n=4, val_every=2,
           val_steps=[4], rewards="tv", threads=1, progress=False, device="cpu")
@@ -20,10 +19,7 @@ RS = dict(problems=8, collect_batch=4, collect_steps=4, block_length=8, k=2, upd
 @pytest.fixture(scope="module")
 def two_layer_dir(tmp_path_factory):
     """Two layers: a cached step's logits differ from the full forward's (one layer: the cache is exact)."""
-    torch.manual_seed(1)
-    folder = tmp_path_factory.mktemp("two-layer")
-    TinyDLM.create(d_model=32, n_layers=2, n_heads=2, d_ff=64).save(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("two-layer"), n_layers=2, seed=1)
 
 
 def log_rows(out):
