@@ -325,3 +325,92 @@ def test_generator_chain_layouts(task, layout, equals):
             assert len(solution) == 19  # every number 3 digits: a fixed place for every character
     with pytest.raises(MroError, match="layout must be one of"):
         task.generate(2, seed=0, layout="tree")
+
+
+def test_hole_is_a_tiny_character_outside_any_answer(task):
+    from mro.models.tokenizer import DEFAULT_CHARS
+    from mro.tasks.countdown import _ALLOWED_CHARS
+
+    assert task.hole == "?" and task.hole in DEFAULT_CHARS and task.hole not in _ALLOWED_CHARS
+    assert task.score(_example([15, 44, 79], 50), "44-15=29,79-29=5?") == {"correct": 0.0}
+
+
+@pytest.mark.parametrize("state, phi", [
+    ("44-15=29,79-29=50", 1.0),  # finished and correct
+    ("44-15=29,79-29", 1.0),  # the last step's "=value" left out
+    ("044-015=029,079-029", 1.0),  # the padded layout
+    ("044-015=029,079-029   ", 1.0),  # trailing spaces
+    ("44 - 15 = 29, 79 - 29 = 50", 1.0),
+    ("79-(44-15)", 1.0),  # a plain expression: its correctness
+    ("79-(44-16)", 0.0),
+    ("44-15=29,?????????", 0.5),  # first step right, the second still masked
+    ("44-15=29,79-2????", 0.5),
+    ("044-015=029,0?????", 0.5),
+    ("44-15=29????", 0.0),  # the first step is not finished until its comma
+    ("44-15=2?,79-29=50", 0.0),
+    ("44-15=28,79-28=51", 0.0),  # wrong arithmetic in the first step
+    ("44-15=29,79-29=51", 0.5),  # wrong arithmetic in the second step
+    ("44-16=28,79-28=51", 0.0),  # 16 is not a given number
+    ("44-15=29,79-15=64", 0.5),  # 15 used twice (and 29 never): the second step does not count
+    ("44-44=0,79-0=79", 0.0),  # 44 given once, used twice
+    ("79-44=35,35+15=50", 1.0),  # another correct chain
+    ("79-44=35,35-15=20", 0.5),  # right arithmetic, wrong target: no more than the first step
+    ("79-44=35,35-15", 0.5),
+    ("44-15=29", 0.5),  # stops one step short: the first step is finished and counts...
+    ("44-15", 0.0),  # ...but "=value" may only be left out on the last step needed
+    ("44/15=2,79-2=77", 0.0),  # division must be exact
+    ("44-15=29,79-29=50,50+0=50", 0.5),  # finished chain, then more: not a correct answer
+    ("", 0.0),
+    ("?" * 20, 0.0),
+])
+def test_potential_counts_finished_correct_chain_steps(task, state, phi):
+    ex = _example([15, 44, 79], 50)
+    assert task.potential(ex, state) == phi
+
+
+def test_potential_four_numbers_and_answer_blocks(task):
+    ex = _example([3, 5, 9, 2], 56)
+    assert task.potential(ex, "3+5=8,9-2=7,8*7=56") == 1.0
+    assert task.potential(ex, "3+5=8,9-2=7,8*7=55") == pytest.approx(2 / 3)
+    assert task.potential(ex, "3+5=8,9-2=7,?????") == pytest.approx(2 / 3)
+    assert task.potential(ex, "3+5=8,??????????") == pytest.approx(1 / 3)
+    assert task.potential(ex, "3+5=8,8*9=72,72-2=70") == pytest.approx(2 / 3)  # 8 is the step's value
+    assert task.potential(ex, "<answer>3+5=8, 9-2=?</answer>") == pytest.approx(1 / 3)
+    assert task.potential(_example([7], 7), "7") == 1.0 and task.potential(_example([7], 7), "6") == 0.0
+
+
+def test_potential_of_tiny_states_with_masks_written_as_holes(task):
+    """What ``MultiReward.potentials`` hands the task: the tiny layout's response, masked
+    positions written as the hole, ``<eos>`` padding dropped by the decoder (so a hole in the
+    padding still leaves the last step unfinished: it could become a digit)."""
+    tok = CharTokenizer()
+    (ex,) = task.generate(1, seed=3, split="train", n_numbers=3, layout="chain-padded")
+    ids = task.tiny_target(ex, tok).response_ids
+    (hole,) = tok.encode(task.hole)
+    n = len(ex.data["solution"])
+    phis = [task.potential(ex, tok.decode(ids[:k] + [hole] * (len(ids) - k))) for k in range(len(ids) + 1)]
+    assert phis[0] == 0.0 and phis[-1] == 1.0
+    assert phis[n] == phis[-2] == 0.5 and phis[n // 2] == 0.0  # first step finished at its comma
+    assert phis == sorted(phis)  # left to right: never falls
+
+
+@pytest.mark.parametrize("layout", ["chain", "chain-padded", "expression"])
+def test_potential_is_one_exactly_when_correct(task, layout):
+    import random
+
+    examples = task.generate(200, seed=0, split="train", n_numbers=3, max_number=100, max_target=100,
+                             layout=layout)
+    rng = random.Random(0)
+    for e in examples:
+        solution = e.data["solution"]
+        wrong = [solution + "1", solution[:-1] + task.hole,
+                 solution.replace("+", "-", 1), solution[: len(solution) // 2],
+                 "".join(rng.sample(solution, len(solution)))]
+        for text in [solution, solution + "  "] + wrong:
+            phi = task.potential(e, text)
+            assert 0.0 <= phi <= 1.0
+            assert (phi == 1.0) == (task.score(e, text)["correct"] == 1.0), (e.data, text, phi)
+        assert task.potential(e, solution) == 1.0
+        if layout != "expression":  # the first step of a correct chain counts
+            first = solution.split(",")[0]
+            assert task.potential(e, first + "," + task.hole * 8) == 0.5

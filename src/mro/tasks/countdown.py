@@ -137,6 +137,48 @@ def chain_expression(text: str) -> str | None:
     return expression
 
 
+#: one finished step of a worked chain: ``a op b = c`` (``=c`` may be missing on the last step)
+_STEP = re.compile(r"^\s*(\d+)\s*([+\-*/])\s*(\d+)\s*(?:=\s*(\d+)\s*)?$")
+
+
+def chain_progress(text: str, nums: list[int], target: int) -> int:
+    """How many leading steps of the worked chain ``text`` are finished and correct.
+
+    A step counts when it is ``a op b = c`` (``a op b`` alone only as the ``len(nums) - 1``-th
+    step, the last one needed), both operands are available (a given number or an earlier step's
+    value, each used once), and ``c`` is exactly ``a op b`` (an integer: division must be exact);
+    the ``len(nums) - 1``-th step, which uses up the last numbers, counts only if its value is
+    ``target``. Anything else (a hole, a longer expression, a false step) ends the count.
+    Zero-padded numbers (``044``) read as numbers.
+    """
+    pool = list(nums)  # the values still available
+    needed = len(nums) - 1
+    done = 0
+    for step in text.split(",")[:needed]:
+        match = _STEP.match(step)
+        if match is None:
+            break
+        a, op, b, c = match.groups()
+        a, b = int(a), int(b)
+        last = done + 1 == needed
+        if c is None and not last:
+            break
+        if a not in pool:
+            break
+        pool.remove(a)
+        if b not in pool:
+            break
+        pool.remove(b)
+        if op == "/" and (b == 0 or a % b):
+            break
+        value = {"+": a + b, "-": a - b, "*": a * b, "/": a // b if b else 0}[op]
+        if (c is not None and int(c) != value) or (last and value != target):
+            break
+        pool.append(value)
+        done += 1
+    return done
+
+
 def _precedence(node: Node) -> int:
     return 3 if isinstance(node, int) else _PRECEDENCE[node[0]]
 
@@ -462,6 +504,31 @@ class CountdownTask(Task):
         except MroError:
             return "".join(a.split()) == "".join(b.split())
         return va == vb and sorted(used_a) == sorted(used_b)
+
+    #: how a still-masked position is written in a state's text (never part of an answer)
+    hole = "?"
+
+    def potential(self, example: Example, state: str) -> float:
+        """The SGRO potential ``Phi`` of a state (docs/method.md section 4): the fraction of the
+        ``n - 1`` steps of the worked chain (``44-15=29,79-29=50``, :func:`render_chain`; for ``n``
+        given numbers) that are finished and correct, counted from the first step up to the first
+        that is not (:func:`chain_progress`): still-masked positions are written as :attr:`hole`,
+        so a step with a hole is unfinished, and the step that uses up the last numbers counts
+        only if it reaches the target.
+
+        A response that is a correct answer (a chain or a plain expression like ``79-(44-15)``)
+        gets exactly 1.0, and anything else less: on a finished response ``Phi == 1`` exactly
+        when ``correct``. A plain expression, an empty or all-hole state gets its correctness.
+        """
+        if self.score(example, state)["correct"] == 1.0:
+            return 1.0
+        nums = example.data["nums"]
+        if len(nums) < 2:
+            return 0.0
+        text = last_answer_block(state)
+        inner = boxed(text)
+        done = chain_progress(inner if inner is not None else text, nums, example.data["target"])
+        return min(done, len(nums) - 2) / (len(nums) - 1)
 
     def score(self, example: Example, response: str) -> dict[str, float]:
         """``correct`` is 1 when the expression uses exactly the given numbers and hits the target."""
