@@ -153,7 +153,7 @@ def test_two_processes_equal_one(tmp_path, model_dir):
     tb = [r for r in read(tmp_path / "two") if r["kind"] == "train"]
     assert len(ta) == len(tb) == 2
     for ra, rb in zip(ta, tb):  # the log reports the whole batch, not one process's share
-        for key in ("reward", "q", "intra", "same_reward_frac", "loss", "grad_norm"):
+        for key in ("reward", "q_mean", "tv_mean", "solved", "same_reward_frac", "loss", "grad_norm"):
             assert ra[key] == pytest.approx(rb[key], abs=1e-4), key
 
 

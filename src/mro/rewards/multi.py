@@ -8,6 +8,7 @@ this one object, so they agree on what a reward is.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -69,19 +70,44 @@ class MultiReward:
             self.scorer = load_scorer(default_scorer(model, task, cfg.ppl_scorer), device=str(model.device))
         self.dlm_forwards = 0
         self.scorer_texts = 0
+        #: the DLM that reads ``R_tv`` (the scored model itself unless :meth:`verified_by` says otherwise)
+        self.verifier = model
+        self.verifier_shares_cache = True
 
     def intra(self, traj: Trajectory, bounds: Sequence[tuple[int, int]],
               generator: torch.Generator | None = None) -> torch.Tensor:
         """``[B, n_groups]`` the weighted sum of the intra terms (``w_tv * R_tv + w_ppl * R_ppl``) of
         each step group (docs/method.md section 4's ``group_reward``)."""
-        steps = per_step_bounds(bounds[-1][1])[bounds[0][0]:] if self.cfg.group_reward == "sum" else bounds
-        total = torch.zeros(traj.batch_size, len(steps), device=traj.tokens.device)
-        for term, weight in self.weights.on("intra"):
-            total += weight * term.score(self, traj, steps, generator).to(total.device)
-        if self.cfg.group_reward == "sum":
-            shifted = [(s - bounds[0][0], e - bounds[0][0]) for s, e in bounds]
-            total = group_intra(total, shifted, mode="sum")
+        total = torch.zeros(traj.batch_size, len(bounds), device=traj.tokens.device)
+        for name, values in self.intra_terms(traj, bounds, generator).items():
+            total += self.weights[name] * values
         return total
+
+    def intra_terms(self, traj: Trajectory, bounds: Sequence[tuple[int, int]],
+                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Each intra term that is on, unweighted: ``{name: [B, n_groups]}`` (the trainers log and
+        scale them one by one; :meth:`intra` is their weighted sum)."""
+        steps = per_step_bounds(bounds[-1][1])[bounds[0][0]:] if self.cfg.group_reward == "sum" else bounds
+        out = {}
+        for term, _ in self.weights.on("intra"):
+            values = term.score(self, traj, steps, generator).to(traj.tokens.device).float()
+            if self.cfg.group_reward == "sum":
+                shifted = [(s - bounds[0][0], e - bounds[0][0]) for s, e in bounds]
+                values = group_intra(values, shifted, mode="sum")
+            out[term.name] = values
+        return out
+
+    @contextlib.contextmanager
+    def verified_by(self, model: DiffusionLM | None):
+        """``R_tv`` read by ``model`` inside the block (e.g. the frozen starting model of RL,
+        docs/method.md section 7's ``verifier: reference``); ``None`` keeps the scored model."""
+        before = self.verifier, self.verifier_shares_cache
+        if model is not None:  # another model's keys and values: a cached rollout's cache is not its own
+            self.verifier, self.verifier_shares_cache = model, False
+        try:
+            yield self
+        finally:
+            self.verifier, self.verifier_shares_cache = before
 
     def texts(self, traj: Trajectory) -> list[str]:
         """Response texts of the trajectory's current state (mask tokens dropped)."""

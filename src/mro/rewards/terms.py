@@ -136,7 +136,8 @@ def _token_verification(reward, traj, bounds, generator) -> torch.Tensor:
     """``R_tv`` (docs/method.md section 3): leave-one-out log-probability of committed tokens."""
     from mro.rewards.verification import committed_in_groups, token_verification
 
-    tv = token_verification(reward.model, traj, bounds, reward.tv_tokens, generator=generator)
+    tv = token_verification(reward.verifier, traj, bounds, reward.tv_tokens, generator=generator,
+                            use_cache=reward.verifier_shares_cache)
     committed = committed_in_groups(traj, bounds).sum(-1)
     per = committed if reward.tv_tokens == "all" else committed.clamp(max=reward.tv_tokens)
     reward.dlm_forwards += int(per.sum())

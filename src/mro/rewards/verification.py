@@ -45,11 +45,13 @@ def _selected(traj: Trajectory, bounds: Sequence[tuple[int, int]], tokens: int |
 @torch.no_grad()
 def token_verification(model: DiffusionLM, traj: Trajectory, bounds: Sequence[tuple[int, int]],
                        tokens: int | str = 1, generator: torch.Generator | None = None,
-                       batch_size: int | None = None) -> torch.Tensor:
+                       batch_size: int | None = None, use_cache: bool = True) -> torch.Tensor:
     """``R_tv`` of each group ``[start, end)`` of steps: ``[B, n_groups]``, NaN where a group committed nothing.
 
     Each group is verified on the state at its end, over the tokens committed within it; with
     groups of one step (``bounds = [(t, t + 1) ...]``) this is the per-step reward.
+    ``use_cache=False``: never read the trajectory's KV cache (a verifier other than the model
+    that decoded it).
     """
     if any(not 0 <= s < e <= traj.steps_done for s, e in bounds):
         raise MroError(f"step groups {list(bounds)} fall outside the {traj.steps_done} steps decoded")
@@ -71,7 +73,7 @@ def token_verification(model: DiffusionLM, traj: Trajectory, bounds: Sequence[tu
             target = x[ar, c]
             x[ar, c] = model.mask_token_id
             # with a KV cache (mro.sampling.cache), states of the cached block reuse it
-            cached = None if traj.cache is None else cached_logits_at(model, traj.cache, x, traj.attention_mask[r], r, c)
+            cached = None if traj.cache is None or not use_cache else cached_logits_at(model, traj.cache, x, traj.attention_mask[r], r, c)
             logits = (model.logits_at(x, traj.attention_mask[r], c) if cached is None else cached).float()
             logp[i:i + batch_size] = torch.log_softmax(logits, -1).gather(-1, target[:, None]).squeeze(-1)
         flat = rows * n + grp

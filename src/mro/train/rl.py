@@ -31,13 +31,16 @@ import torch
 from mro.errors import MroError
 from mro.problems import encode
 from mro.rewards.multi import MultiReward, RewardConfig
+from mro.rewards.terms import parse_rewards
 from mro.rewards.sgro import group_bounds
 from mro.sampling import generate
 from mro.sampling.cache import check_model_caches
 from mro.tasks import get_task
 from mro.train.config import includes, part
 from mro.train.problems import RunConfig, decode_for_training, problem_source, validate_run
-from mro.train.rl_objective import advantages_of, frozen_copy, micro_batches, policy_loss, score_rollouts, step_coefficients
+from mro.train.rl_objective import advantages_of, frozen_copy, micro_batches, policy_loss, step_coefficients
+from mro.train.rl_returns import (SpreadScaler, advantage_shares, combine, score_pieces, trajectory_totals,
+                                  within_problem_corr, within_problem_std)
 from mro.train.setup import load_trainable
 from mro.train.trainer import Plugin, Trainer
 
@@ -65,9 +68,26 @@ class RLConfig(RunConfig):
                                                        "choices": ("uniform", "advantage")})
     shaping: bool = field(default=True, metadata={"help": "add the potential Phi(end) - Phi(start) to each group"})
     lam: float = field(default=1.0, metadata={"help": "lambda of the shaping term", "min": 0})
-    credit: str = field(default="group", metadata={
-        "help": "what a group's steps are credited with: group (its own return G_g, the paper) | "
-                "to-go (the sum of its and all later groups' returns)", "choices": CREDITS})
+    credit: str = field(default="to-go", metadata={
+        "help": "what a group's steps are credited with: to-go (its and every later group's return, R_q "
+                "included: the policy gradient of the cumulative return) | group (its own return G_g, the "
+                "literal reading of Algorithm 1)", "choices": CREDITS})
+    verifier: str = field(default="policy", metadata={
+        "help": "which model reads R_tv: policy (the model being trained, the paper) | reference (the frozen "
+                "starting model, the KL term's)", "choices": ("policy", "reference")})
+    compare_verifiers: bool = field(default=True, metadata={
+        "help": "with R_tv on, also read it with the other verifier on the same positions and log both "
+                "(without LoRA this keeps a frozen copy of the model)"})
+    judge: str = field(default="steps", metadata={
+        "help": "where the intra rewards are read: steps (once per SGRO group, on its state) | final (once, on "
+                "the finished response, credited to every step)", "choices": ("steps", "final")})
+    intra_scale: str = field(default="none", metadata={
+        "help": "none (weights as given) | spread (each intra term divided by its running within-problem "
+                "spread and multiplied by R_q's: a weight of 0.5 is half of R_q's spread)",
+        "choices": ("none", "spread")})
+    labels: str = field(default="reference", metadata={
+        "help": "what R_q checks the answer against: reference (the problem's answer) | vote (the majority "
+                "answer of the problem's K rollouts: label-free)", "choices": ("reference", "vote")})
     baseline: str = field(default="group", metadata={
         "help": "none (the paper) | group (mean of the K rollouts of a problem) | batch (mean of the batch)",
         "choices": BASELINES})
@@ -87,6 +107,8 @@ class RLConfig(RunConfig):
         self.reward = part(self, RewardConfig)  # the reward settings, checked as the reward layer checks them
         if not self.steps:
             raise MroError("steps must name at least one step count")
+        if self.labels == "vote" and self.rollouts < 2:
+            raise MroError("labels 'vote' needs rollouts >= 2 (a majority of one rollout is itself)")
         if self.baseline == "group" and self.rollouts < 2:
             raise MroError("baseline 'group' needs rollouts >= 2 (the mean of one rollout is its own reward)")
 
@@ -136,10 +158,18 @@ class RLTrainer(Plugin):
         return model
 
     def before_training(self, trainer) -> None:
+        cfg = self.cfg
+        tv = bool(parse_rewards(cfg.rewards)["tv"])
         self.ref = None
-        if self.cfg.kl_coef > 0:
-            self.ref = trainer.model if self.cfg.lora_r else frozen_copy(trainer.model)
+        if cfg.kl_coef > 0 or (tv and (cfg.verifier == "reference" or cfg.compare_verifiers)):
+            self.ref = trainer.model if cfg.lora_r else frozen_copy(trainer.model)
         self.val_examples = self.source.validation()
+
+    def state(self) -> dict:
+        return self.scaler.state()
+
+    def load_state(self, state: dict) -> None:
+        self.scaler = SpreadScaler(state=state)  # intra_scale's running spreads, as the run left them
 
     def on_start(self, trainer) -> None:
         self.reward = MultiReward(trainer.model, self.task, self.cfg.reward)
@@ -159,8 +189,8 @@ def train_rl(cfg: RLConfig) -> Path:
     return Trainer(cfg, RLTrainer(cfg)).run()
 
 
-def rollout_shard(model, reward, task, source, cfg: RLConfig, update: int, shard: int, layout: Layout):
-    """Roll out and score one seeded shard: ``(trajectory, returns, terms, generator)``."""
+def rollout_shard(model, reward, task, source, cfg: RLConfig, update: int, shard: int, layout: Layout, ref=None):
+    """Roll out and read the reward terms of one seeded shard: ``(trajectory, pieces, generator)``."""
     steps = cfg.steps[update % len(cfg.steps)]
     gen = torch.Generator(device=model.device).manual_seed((cfg.seed * 1_000_003 + update) * 4_096 + shard)
     lo = shard * layout.shard_prompts
@@ -173,20 +203,54 @@ def rollout_shard(model, reward, task, source, cfg: RLConfig, update: int, shard
                              cfg.cache_refresh)
     with torch.no_grad():
         traj = generate(model, [p for p in enc.prompts for _ in range(k)], dc, responses=rep_resp, generator=gen)
-        returns, terms = score_rollouts(reward, task, rep_examples, traj, cfg, gen)
-    return traj, returns, terms, gen
+        pieces = score_pieces(reward, task, rep_examples, traj, cfg, gen, ref=ref)
+    return traj, pieces, gen
+
+
+def term_values(shards, cfg: RLConfig, factors: dict, parts: dict, adv: torch.Tensor) -> dict:
+    """The log values of the reward terms (docs/method.md section 7): per term its mean, its
+    within-problem spread, its within-problem correlation with correctness, its scale factor and
+    its share of the advantage's variance."""
+    k = cfg.rollouts
+    totals = [trajectory_totals(p) for _, p, _ in shards]
+    correct = torch.cat([p.correct for _, p, _ in shards])
+    out = {"solved": float(correct.mean())}
+    for name in totals[0]:
+        x = torch.cat([t[name] for t in totals])
+        out[f"{name}_mean"] = float(x.mean())
+        out[f"{name}_std"] = within_problem_std(x, k)
+        out[f"{name}_corr"] = within_problem_corr(x, correct, k)
+        if name in factors:
+            out[f"{name}_scale"] = factors[name]
+    if shards[0][1].other_tv is not None:
+        other = torch.cat([p.other_tv.sum(1) for _, p, _ in shards])
+        tag = "tv_policy" if cfg.verifier == "reference" else "tv_reference"
+        out[f"{tag}_mean"] = float(other.mean())
+        out[f"{tag}_corr"] = within_problem_corr(other, correct, k)
+    for name, share in advantage_shares(parts, adv, k, cfg.baseline).items():
+        out[f"{name}_share"] = share
+    return out
 
 
 def rl_update(trainer, rl: RLTrainer, update: int) -> dict:
     """One policy update: roll out this process's shards, score them, step the optimizer ``epochs`` times."""
     cfg, model, layout = rl.cfg, trainer.model, rl.layout
-    shards = [rollout_shard(model, rl.reward, rl.task, rl.source, cfg, update, s, layout) for s in layout.mine]
-    returns = torch.cat([r for _, r, _, _ in shards])
+    shards = [rollout_shard(model, rl.reward, rl.task, rl.source, cfg, update, s, layout, rl.ref) for s in layout.mine]
+    factors: dict[str, float] = {}
+    if cfg.intra_scale == "spread" and shards[0][1].intra:
+        totals = [trajectory_totals(p) for _, p, _ in shards]
+        spreads = {name: sum(within_problem_std(t[name], cfg.rollouts) for t in totals) / len(totals)
+                   for name in totals[0] if name in (*shards[0][1].intra, "q")}
+        spreads = trainer.mean_over_processes(spreads)
+        factors = rl.scaler.update(spreads)
+    combined = [combine(p, cfg, rl.reward.weights, factors) for _, p, _ in shards]
+    returns = torch.cat([r for r, _ in combined])
+    parts = {name: torch.cat([c[name] for _, c in combined]) for name in combined[0][1]}
     acc = trainer.acc
     reduce_mean = (lambda x: acc.reduce(x, "mean")) if acc.num_processes > 1 else None
     adv = advantages_of(returns, cfg, reduce_mean=reduce_mean)
     work, lo = [], 0
-    for traj, ret, _, gen in shards:
+    for (traj, _, gen), (ret, _) in zip(shards, combined):
         a = adv[lo:lo + traj.batch_size]
         lo += traj.batch_size
         work.append((traj, step_coefficients(ret, a, group_bounds(traj.steps_done, cfg.w), cfg, gen)))
@@ -195,7 +259,7 @@ def rl_update(trainer, rl: RLTrainer, update: int) -> dict:
     gaps: list[tuple[float, int]] = []  # |rollout - recomputed| log-probs, first epoch (the rollout's weights)
 
     def micro_loss(traj, pairs, coef):
-        loss, kl = policy_loss(model, traj, pairs, coef, cfg, banned, n_rows, rl.ref,
+        loss, kl = policy_loss(model, traj, pairs, coef, cfg, banned, n_rows, rl.ref if cfg.kl_coef > 0 else None,
                                logp_gap=gaps if epoch == 0 else None)
         kls.append(kl)
         return loss
@@ -205,14 +269,11 @@ def rl_update(trainer, rl: RLTrainer, update: int) -> dict:
                                           for traj, coef in work for pairs in micro_batches(coef, layout.chunks))
         loss_sum += total
         norms += epoch_norms
-    terms: dict[str, float] = {}
-    for _, _, t, _ in shards:
-        for key, v in t.items():
-            terms[key] = terms.get(key, 0.0) + v / len(shards)
-    total = returns.sum(1).view(-1, cfg.rollouts)
+    terms = term_values(shards, cfg, factors, parts, adv)
+    total = returns.sum(1).view(-1, cfg.rollouts) if cfg.credit == "group" else returns[:, 0].view(-1, cfg.rollouts)
     same = float((total.max(1).values - total.min(1).values < 1e-6).float().mean())
     n_committed = max(1, sum(int((traj.commit_step >= 0).sum()) for traj, _ in work))
-    values = trainer.mean_over_processes({"reward": float(returns.sum(1).mean()), **terms, "same_reward_frac": same,
+    values = trainer.mean_over_processes({"reward": float(total.mean()), **terms, "same_reward_frac": same,
                                           "loss": loss_sum / cfg.epochs, "kl": sum(kls) / cfg.epochs / n_committed,
                                           "rollout_logp_gap": sum(g for g, _ in gaps) / max(1, sum(n for _, n in gaps))})
     record = {key: round(v, 6) for key, v in values.items()}

@@ -1,5 +1,5 @@
-"""The RL objective (docs/method.md sections 4 and 7): SGRO returns of scored rollouts, baselines
-and advantages, the per-step weights of sampled groups, and the policy loss of a micro-batch of
+"""The RL objective (docs/method.md sections 4 and 7): baselines and advantages of the SGRO returns
+(:mod:`mro.train.rl_returns`), the per-step weights of sampled groups, and the policy loss of a micro-batch of
 (trajectory, step) pairs (REINFORCE, or PPO-style clipped ratios), with the k3 KL to the
 starting policy.
 """
@@ -12,35 +12,9 @@ import copy
 import torch
 
 from mro.models.base import DiffusionLM
-from mro.rewards.multi import MultiReward
-from mro.rewards.sgro import expand_to_steps, group_bounds, group_returns, sample_groups
+from mro.rewards.sgro import expand_to_steps, sample_groups
 from mro.sampling.trajectory import Trajectory
 from mro.train.loss import committed_logprobs
-
-
-def score_rollouts(reward: MultiReward, task, examples, traj: Trajectory, cfg,
-                   generator: torch.Generator) -> tuple[torch.Tensor, dict]:
-    """``[N, n_groups]`` SGRO group returns of the rollouts (docs/method.md sections 4 and 7)."""
-    bounds = group_bounds(traj.steps_done, cfg.w)
-    n, dev = traj.batch_size, traj.tokens.device
-    terms: dict[str, float] = {}
-    w = reward.weights
-    intra = torch.zeros(n, len(bounds), device=dev)
-    if w.w_tv or w.w_ppl:
-        intra = reward.intra(traj, bounds, generator=generator).to(dev)
-        terms["intra"] = float(intra.sum(1).mean())
-    texts = reward.texts(traj)
-    q = reward.quality(texts, examples=examples).to(dev)  # zeros when q is off
-    terms["q"] = float(q.mean())
-    terms["solved"] = float(torch.tensor([task.score(ex, t)[task.metrics[0]] for ex, t in zip(examples, texts)]).mean())
-    phi = None
-    if cfg.shaping:
-        phi = reward.potentials(traj, [0] + [e for _, e in bounds], examples).to(dev)
-        terms["phi_start"] = float(phi[:, 0].mean())
-    returns = group_returns(intra, phi, q if w.w_q else None, lam=cfg.lam, w_q=w.w_q)
-    if cfg.credit == "to-go":
-        returns = returns.flip(1).cumsum(1).flip(1)
-    return returns, terms
 
 
 def advantages_of(returns: torch.Tensor, cfg, reduce_mean=None) -> torch.Tensor:

@@ -66,6 +66,13 @@ class Plugin:
         """The folder ``train_*`` returns."""
         return out / "best"
 
+    def state(self) -> dict:
+        """What the plug-in carries from update to update (JSON), saved with every checkpoint."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Take back :meth:`state` of a resumed run (``{}`` on a fresh one), before :meth:`on_start`."""
+
 
 class _Window:
     """The log values of the updates since the last log line (their mean is logged)."""
@@ -143,6 +150,7 @@ class Trainer:
         self._used = (state.get("cpu_s", 0.0), state.get("wall_s", 0.0))
         self._t0 = (time.process_time(), time.time())
         self.window = _Window(state.get("window"))
+        self.plugin.load_state(state.get("plugin") or {})
         self.log_path = self.out / LOG
         if self.acc.is_main_process:
             truncate_log(self.log_path, self.start)
@@ -246,5 +254,5 @@ class Trainer:
     def _checkpoint(self, done: int) -> None:
         cpu_s, wall_s = self.elapsed()
         save_checkpoint(self.acc, self.out, {"update": done, "best": self.best, "cpu_s": cpu_s, "wall_s": wall_s,
-                                             "window": self.window.state()})
+                                             "window": self.window.state(), "plugin": self.plugin.state()})
         self.saved_at = done
