@@ -228,7 +228,8 @@ def main() -> None:
         "--task", choices=list(TASKS), default="countdown", help="testbed"))
     if not args.report_only:
         vanilla(bench, task)
-        todo = [(a, s) for a in (args.only or all_arms(task)) for s in seeds_of(task, a)]
+        todo = sorted([(a, s) for a in (args.only or all_arms(task)) for s in seeds_of(task, a)],
+                      key=lambda j: j[1])  # every arm's seed 0 first (the ablation), then the main rows' seeds
         run_jobs(run_arm, [(bench, task, a, s) for a, s in todo if a in all_arms(task)], args.jobs)
     report(bench, task, finished_runs(bench, task), args.report_only)
     print((bench.root / "results.md").read_text())
