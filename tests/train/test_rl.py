@@ -99,7 +99,9 @@ def strip(records):
 
 
 def test_kill_and_resume_reproduce_the_uninterrupted_run(tmp_path, model_dir, monkeypatch):
-    base = dict(QUICK, model=str(model_dir), updates=4, rewards="tv,q", baseline="group")
+    # intra_scale spread: the running spreads must come back with the checkpoint (a model that solves
+    # some puzzles, so that R_q has a spread to scale by)
+    base = dict(QUICK, model="sudoku-tiny", updates=4, rewards="tv,q", baseline="group", intra_scale="spread")
     straight = tmp_path / "straight"
     train_rl(RLConfig(**base, out=str(straight)))
     import mro.train.rl as rl
@@ -164,6 +166,10 @@ def test_two_processes_equal_one(tmp_path, model_dir):
     ({"temperature": 0.0}, "temperature must be"),
     ({"baseline": "mean"}, "unknown baseline 'mean'"),
     ({"credit": "all"}, "unknown credit 'all'"),
+    ({"labels": "vote", "rollouts": 1, "baseline": "none"}, "labels 'vote' needs rollouts >= 2"),
+    ({"verifier": "frozen"}, "unknown verifier 'frozen'"),
+    ({"judge": "end"}, "unknown judge 'end'"),
+    ({"intra_scale": "std"}, "unknown intra_scale 'std'"),
     ({"steps": [0]}, "steps must be"),
     ({"groups": -1}, "groups must be"),
     ({"kl_coef": float("nan")}, "kl_coef"),
