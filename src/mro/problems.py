@@ -6,13 +6,13 @@ ids, pre-filled responses (the built-in tiny layout, masks where to generate) or
 protocols: the response is ``gen_length`` masks), the response length, and how many positions of
 each example are generated. ``mro eval``, ``mro show``, ``mro analyze correlation`` and the
 trainers' collection, rollouts and validation all encode through it, so a problem reads the same
-everywhere.
+everywhere. :func:`check_steps` is their one refusal of a step count above the response length.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from mro.errors import MroError
 from mro.models.base import DiffusionLM
@@ -39,6 +39,16 @@ class Encoded:
     def rows(self, idx: Sequence[int]) -> tuple[list[list[int]], list[list[int]] | None]:
         """Prompts and responses of the examples ``idx``."""
         return [self.prompts[i] for i in idx], [self.responses[i] for i in idx] if self.responses else None
+
+
+def check_steps(steps: Iterable[int], gen_length: int, name: str = "steps") -> None:
+    """Refuse any step count above the ``gen_length`` response positions (a one-line ``MroError``
+    naming the setting): LLaDA's schedule allows it, but every extra step is a forward that
+    commits nothing. ``mro eval`` and the trainers check their step counts through this."""
+    for s in steps:
+        if s > gen_length:
+            raise MroError(f"{name} {s} exceed the {gen_length} response positions; use at most {gen_length} "
+                           "steps (one token per step)")
 
 
 def encode(task: Task, model: DiffusionLM, examples: Sequence[Example], protocol: str,

@@ -28,7 +28,7 @@ from mro.errors import MroError
 from mro.io import check_output_folder
 from mro.models import load_model
 from mro.models.hf import resolve_device
-from mro.problems import Encoded, encode
+from mro.problems import Encoded, check_steps, encode
 from mro.rewards.multi import MultiReward
 from mro.sampling import DecodeConfig
 from mro.sampling.cache import CACHE_MODES, check_model_caches
@@ -222,10 +222,7 @@ def step_grid(cfg: EvalConfig, most_masks: int, gen_length: int) -> list[tuple[i
         steps = [decode_settings(cfg.protocol, cfg.task, gen_length)["steps"]]
     else:  # one step per masked position (the most of any example): no step commits nothing
         steps = [max(1, most_masks)]
-    for s in steps:
-        if s > gen_length:  # LLaDA's schedule allows it, but every extra step is a forward that commits nothing
-            raise MroError(f"steps {s} exceed the {gen_length} response positions; use at most {gen_length} "
-                           "steps (one token per step)")
+    check_steps(steps, gen_length)
     return [(s, most_masks / s) for s in dict.fromkeys(steps)]  # unique, in order
 
 

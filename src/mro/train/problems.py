@@ -5,7 +5,9 @@ problem stream, greedy validation at the training step counts, and the config of
 Problems of update ``u`` are a pure function of ``(seed, u)``, so a resumed run sees the same.
 Validation problems come from the generator's held-out split with their own seed, so they are
 never training problems; with ``--data`` the last ``val_n`` rows of the file are held out.
-Prompts are laid out by :func:`mro.problems.encode`, as ``mro eval`` lays them out.
+Prompts are laid out by :func:`mro.problems.encode`, as ``mro eval`` lays them out; a model that
+does not fit the task or the cache mode, or a step count above the response length, is refused
+when the model loads (:func:`check_run`), before any collection, rollout or validation.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import torch
 
 from mro.errors import MroError
 from mro.models.base import DiffusionLM
-from mro.problems import encode
+from mro.problems import check_steps, encode
 from mro.sampling import DecodeConfig, generate
-from mro.sampling.cache import CACHE_MODES
+from mro.sampling.cache import CACHE_MODES, check_model_caches
 from mro.tasks import get_task
 from mro.tasks.base import Example, Task
 from mro.train.config import ModelSettings, Plan, TrainerConfig, includes
@@ -60,6 +62,16 @@ class RunConfig(TrainerConfig):
     def plan(self) -> Plan:
         return Plan(self.updates, 1, self.val_every)
 
+    def step_counts(self) -> dict[str, list[int]]:
+        """Every step count the run decodes at, by setting: ``val_steps``, RL's ``steps``, RS's
+        ``collect_steps`` (not when a given ``dataset`` replaces the collection)."""
+        counts = {"val_steps": list(self.val_steps)}
+        if isinstance(getattr(self, "steps", None), list):
+            counts["steps"] = list(self.steps)
+        if getattr(self, "collect_steps", None) and not getattr(self, "dataset", None):
+            counts["collect_steps"] = [self.collect_steps]
+        return counts
+
 
 class ProblemSource:
     """Training and validation problems: the task's generator (training split) or a data file."""
@@ -87,6 +99,19 @@ class ProblemSource:
         if self.rows is not None:
             return self.val_rows
         return self.task.generate(self.val_n, seed=8_191 + self.seed, split="test", **self.options)
+
+
+def check_run(model: DiffusionLM, task: Task, cfg: RunConfig) -> int:
+    """Refuse, before anything is decoded, a run the model cannot decode: ``--cache`` on a model
+    without a KV cache, a model and task that do not fit (the refusals of
+    :func:`mro.problems.encode`: a tiny model trained on another task, a missing ``gen_length``),
+    or step counts (:meth:`RunConfig.step_counts`) above the response positions
+    (:func:`mro.problems.check_steps`, ``mro eval``'s refusal). Returns the response length."""
+    check_model_caches(model, cfg.cache)
+    gen_length = encode(task, model, [], cfg.protocol, cfg.gen_length).gen_length
+    for name, steps in cfg.step_counts().items():
+        check_steps(steps, gen_length, name)
+    return gen_length
 
 
 def problem_source(task: Task, cfg: RunConfig) -> ProblemSource:

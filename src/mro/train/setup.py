@@ -48,7 +48,15 @@ def apply_lora(model: DiffusionLM, cfg) -> None:
 
 
 def load_trainable(cfg, device: torch.device) -> DiffusionLM:
-    """The model to train, on ``device``: LoRA-wrapped and/or gradient-checkpointed when asked."""
+    """The model to train, on ``device``: LoRA-wrapped and/or gradient-checkpointed when asked.
+
+    For the trainers that learn from a task's problems (RS, RL: a ``RunConfig``), a model that
+    cannot decode the run (no KV cache for ``--cache``, another task's layout) or a step count
+    above the response length is refused here, before anything is decoded
+    (:func:`mro.train.problems.check_run`)."""
+    from mro.tasks import get_task
+    from mro.train.problems import RunConfig, check_run
+
     model = load_model(cfg.model, device=str(device), dtype=cfg.dtype)
     if cfg.lora_r:
         apply_lora(model, cfg)
@@ -58,6 +66,8 @@ def load_trainable(cfg, device: torch.device) -> DiffusionLM:
             raise MroError(f"{cfg.model} does not support gradient checkpointing")
         enable()
     model.module.eval()  # no dropout: the policy that is scored is the policy that sampled
+    if isinstance(cfg, RunConfig):
+        check_run(model, get_task(cfg.task), cfg)
     return model
 
 
