@@ -145,7 +145,7 @@ def test_two_processes_equal_one(tmp_path, model_dir):
 
     args = ["train", "rl", "--model", str(model_dir), "--task", "sudoku", "--prompts", "4", "--rollouts", "2",
             "--shards", "2", "--updates", "2", "--val-every", "2", "--val-n", "8", "--val-steps", "3",
-            "--rewards", "tv,q", "--baseline", "batch", "--device", "cpu", "--progress", "false"]
+            "--rewards", "tv,q", "--baseline", "batch", "--device", "cpu", "--progress", "false", "--temperature", "1"]
     one_and_two_processes(args, tmp_path)
     wa, wb = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert wa.keys() == wb.keys()
@@ -213,7 +213,7 @@ def test_baselines_and_scaled_advantages():
 
 def test_task_options_default_per_task():
     assert RLConfig().task_options == "min_blanks=10,max_blanks=12"
-    assert RLConfig(task="countdown").task_options == ""
+    assert RLConfig(task="countdown").task_options == "n_numbers=3,max_number=100,max_target=100"  # the README's
     assert RLConfig(task="countdown", task_options="max_number=50").task_options == "max_number=50"
 
 

@@ -25,6 +25,7 @@ from mro.sampling.cache import CACHE_MODES, check_model_caches
 from mro.tasks import get_task
 from mro.tasks.base import Example, Task
 from mro.train.config import ModelSettings, Plan, TrainerConfig, includes
+from mro.train.defaults import fill_task_defaults, task_default
 
 
 @dataclass
@@ -33,9 +34,9 @@ class RunConfig(TrainerConfig):
     """The fields of the trainers that start from a model and learn from a task's problems (RS, RL)."""
 
     task: str = field(default="sudoku", metadata={"help": "task whose training split gives the prompts"})
-    task_options: str | None = field(default=None, metadata={
-        "help": "generator options as k=v,k=v (default: sudoku min_blanks=10,max_blanks=12, the README's "
-                "hard setting; other tasks their generator's defaults)"})
+    task_options: str | None = field(default=None, metadata=task_default(
+        "generator options as k=v,k=v (the README's settings: sudoku min_blanks=10,max_blanks=12, countdown "
+        "n_numbers=3,max_number=100,max_target=100; other tasks their generator's defaults)"))
     data: str | None = field(default=None, metadata={
         "help": "training problems from a file instead of the generator (cycled in order)"})
     protocol: str = field(default="tiny", metadata={"help": "prompt layout: tiny (built-in) | d1 | mro",
@@ -50,9 +51,17 @@ class RunConfig(TrainerConfig):
         "choices": CACHE_MODES})
     cache_refresh: int = field(default=0, metadata={
         "help": "with --cache prefix|dual: also refill the cache with a full forward every this many steps inside a block (0 = only at block boundaries, Fast-dLLM's rule; 1 = every step, equal to none)", "min": 0})
-    val_every: int = field(default=25, metadata={"help": "updates between validations (and checkpoints)", "min": 1})
+    val_every: int | None = field(default=None, metadata=task_default("updates between validations (and checkpoints)",
+                                                                      min=1))
+    val_steps: list[int] | None = field(default=None, metadata=task_default(
+        "step counts validated (greedy); the score that picks the best model is their mean", min=1))
+    lr: float | None = field(default=None, metadata=task_default("peak learning rate (AdamW)", gt=0))
+
+    #: the ``mro train`` verb whose per-task defaults fill this config (mro.train.defaults)
+    VERB = ""
 
     def __post_init__(self):
+        fill_task_defaults(self, self.VERB, self.task)  # before the checks: they see the values used
         super().__post_init__()
         if self.task_options is None:
             self.task_options = get_task(self.task).default_options

@@ -30,6 +30,7 @@ from mro.tasks import get_task
 from mro.train import rs_data
 from mro.train.checkpoint import has_checkpoint
 from mro.train.config import includes, part
+from mro.train.defaults import task_default
 from mro.train.problems import RunConfig, problem_source, validate_run
 from mro.train.setup import load_trainable
 from mro.train.trainer import Plugin, Trainer
@@ -43,24 +44,41 @@ TARGETS = ("transition", "final")
 class RSConfig(RunConfig):
     """Collect high-reward trajectories with TTS-MRO, then fine-tune on them (docs/method.md section 6)."""
 
-    collect: str = field(default="tts-mro", metadata={"help": "search that picks the trajectories: tts-mro | best-of-n",
-                                                      "choices": COLLECTORS})
-    problems: int = field(default=2000, metadata={"help": "training problems to decode in the collection", "min": 1})
-    collect_steps: int = field(default=3, metadata={"help": "denoising steps of the collection decode", "min": 1})
-    collect_temperature: float = field(default=0.5, metadata={
-        "help": "sampling temperature of the collection (> 0: a search needs diverse candidates)", "gt": 0})
-    collect_batch: int = field(default=250, metadata={"help": "problems per collection batch (one JSONL append)",
-                                                      "min": 1})
+    VERB = "rs"
+
+    collect: str | None = field(default=None, metadata=task_default(
+        "search that picks the trajectories: tts-mro | best-of-n", choices=COLLECTORS))
+    problems: int | None = field(default=None, metadata=task_default("training problems to decode in the collection",
+                                                                     min=1))
+    collect_steps: int | None = field(default=None, metadata=task_default("denoising steps of the collection decode",
+                                                                          min=1))
+    collect_temperature: float | None = field(default=None, metadata=task_default(
+        "sampling temperature of the collection (> 0: a search needs diverse candidates)", gt=0))
+    collect_batch: int | None = field(default=None, metadata=task_default(
+        "problems per collection batch (one JSONL append)", min=1))
     keep: str = field(default="correct", metadata={
-        "help": "which trajectories are kept: correct (verified against the reference) | all",
-        "choices": ("correct", "all")})
+        "help": "which trajectories are kept: correct (verified against the reference) | all (no reference "
+                "used: label-free)", "choices": ("correct", "all")})
     dataset: str | None = field(default=None, metadata={
         "help": "fine-tune on this RS JSONL instead of collecting (default: <out>/rs_data.jsonl)"})
-    target: str = field(default="transition", metadata={
-        "help": "transition (CE on the positions committed at the step) | final (every masked position vs the "
-                "final tokens)", "choices": TARGETS})
-    updates: int = field(default=300, metadata={"help": "fine-tuning optimizer steps", "min": 1})
-    batch_size: int = field(default=64, metadata={"help": "trajectories per fine-tuning step (2 steps each)", "min": 1})
+    target: str | None = field(default=None, metadata=task_default(
+        "transition (CE on the positions committed at the step) | final (every masked position vs the final "
+        "tokens)", choices=TARGETS))
+    updates: int | None = field(default=None, metadata=task_default("fine-tuning optimizer steps", min=1))
+    batch_size: int | None = field(default=None, metadata=task_default(
+        "trajectories per fine-tuning step (2 steps each)", min=1))
+    k: int | None = field(default=None, metadata=task_default(
+        "candidates per segment (tts-*) or responses (best-of-n); each is a copy of the batch", min=1, max=256))
+    select: str | None = field(default=None, metadata=task_default("best-of-n choice: vote (majority) | reward",
+                                                                   choices=("vote", "reward")))
+    rewards: str | None = field(default=None, metadata=task_default(
+        "reward terms and weights of the search, e.g. 'tv,ppl,q' or 'tv=1,q=0.5' (unlisted = off)"))
+    lr_schedule: str | None = field(default=None, metadata=task_default(
+        "after warm-up: constant | cosine (down to lr/10 at the last update)", choices=("constant", "cosine")))
+    val_n: int | None = field(default=None, metadata=task_default("held-out validation problems", min=1))
+    max_minutes: float | None = field(default=None, metadata=task_default(
+        "stop after this many CPU-minutes of this process, summed over resumptions (to lift the recipe's limit, "
+        "give a large number)", gt=0))
 
     def __post_init__(self):
         super().__post_init__()

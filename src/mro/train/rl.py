@@ -37,6 +37,7 @@ from mro.sampling import generate
 from mro.sampling.cache import check_model_caches
 from mro.tasks import get_task
 from mro.train.config import includes, part
+from mro.train.defaults import task_default
 from mro.train.problems import RunConfig, decode_for_training, problem_source, validate_run
 from mro.train.rl_objective import advantages_of, frozen_copy, micro_batches, policy_loss, step_coefficients
 from mro.train.rl_returns import (SpreadScaler, advantage_shares, combine, score_pieces, trajectory_totals,
@@ -53,20 +54,25 @@ CREDITS = ("group", "to-go")
 class RLConfig(RunConfig):
     """Train a diffusion LM with REINFORCE on the multi-reward, SGRO grouping (docs/method.md section 7)."""
 
+    VERB = "rl"
+
     updates: int = field(default=400, metadata={"help": "policy updates (the run stops at this count or at max_minutes)",
                                                 "min": 1})
     prompts: int = field(default=16, metadata={"help": "training problems per update (over all processes)", "min": 1})
     rollouts: int = field(default=8, metadata={"help": "K: rollouts per problem", "min": 1})
-    steps: list[int] = field(default_factory=lambda: [3], metadata={
-        "help": "denoising steps of a rollout; a list (e.g. 2,3,4) cycles over updates", "min": 1})
-    temperature: float = field(default=1.0, metadata={"help": "rollout temperature (> 0: the policy samples)",
-                                                       "gt": 0})
+    steps: list[int] | None = field(default=None, metadata=task_default(
+        "denoising steps of a rollout; a list (e.g. 2,3,4) cycles over updates", min=1))
+    temperature: float | None = field(default=None, metadata=task_default("rollout temperature (> 0: the policy samples)",
+                                                                          gt=0))
+    rewards: str | None = field(default=None, metadata=task_default(
+        "reward terms and weights, e.g. 'tv,ppl,q' or 'tv=1,q=0.5' (unlisted = off)"))
+    format_weight: float | None = field(default=None, metadata=task_default("weight of the format term inside R_q"))
     w: int = field(default=1, metadata={"help": "SGRO: steps per group", "min": 1})
     groups: int = field(default=0, metadata={
         "help": "SGRO: groups drawn per trajectory for the update (0 = every group, weight 1/n_groups)", "min": 0})
     proposal: str = field(default="uniform", metadata={"help": "SGRO group proposal: uniform | advantage",
                                                        "choices": ("uniform", "advantage")})
-    shaping: bool = field(default=True, metadata={"help": "add the potential Phi(end) - Phi(start) to each group"})
+    shaping: bool | None = field(default=None, metadata=task_default("add the potential Phi(end) - Phi(start) to each group"))
     lam: float = field(default=1.0, metadata={"help": "lambda of the shaping term", "min": 0})
     credit: str = field(default="to-go", metadata={
         "help": "what a group's steps are credited with: to-go (its and every later group's return, R_q "
