@@ -62,6 +62,8 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
         "tv-ppl-raw": ({"rewards": "tv=0.1,ppl=0.1,q"}, "tv-ppl at the old raw weights 0.1 (no scaling)"),
         "label-free": ({"labels": "vote"}, "q against the vote of the K rollouts (no reference answers)"),
         "shaping": ({"shaping": True}, "q + potential shaping"),
+        "tv-shaping": ({"rewards": "tv=0.25,q", **SPREAD, "compare_verifiers": True, "shaping": True},
+                       "tv + potential shaping (R_tv, R_q and SGRO's potential)"),
         "old-mro": ({"rewards": "tv=0.1,ppl=0.1,q", "shaping": True, "credit": "group", "groups": 2},
                     "the README's former MRO arm (group credit, 2 groups, raw 0.1 weights, shaping)"),
         "old-mro-to-go": ({"rewards": "tv=0.1,ppl=0.1,q", "shaping": True, "groups": 2},
@@ -176,7 +178,9 @@ def report(bench: Bench, task: str, results: list[dict], report_only: bool) -> N
                      + " | ".join(mean_std([r["solved"][str(s)] for r in rows]) for s in steps)
                      + f" | {val} | {mean_std([r['cpu_min'] for r in rows])} | "
                      f"{mean_std([r['updates'] for r in rows])} | {', '.join(str(r['best_update']) for r in rows)} |")
-    lines += ["", "`val (best)`: the kept model's validation solved %, mean over the validation step counts.", "",
+    lines += ["", "`val (best)`: the kept model's validation solved %, mean over the validation step counts."]
+    lines += at_equal_updates(bench, task, results, head)
+    lines += ["",
               "## What each term did (means over the run's updates)", "",
               "Within-problem correlation of each term's trajectory total with correctness (`_corr`), its "
               "within-problem std (`_std`), its share of the advantage's variance (`_share`, the shares sum to "
@@ -192,6 +196,31 @@ def report(bench: Bench, task: str, results: list[dict], report_only: bool) -> N
     atomic_write_text(bench.root / "results.md", "\n".join(lines) + "\n")
     atomic_write_json(bench.root / "results.json", {"vanilla": base, "runs": results, "hardware": hw, "date": date})
     plot(bench, task, results, head)
+
+
+def at_equal_updates(bench: Bench, task: str, results: list[dict], head: str) -> list[str]:
+    """Validation solved % at the headline step count after each validated update, mean over the
+    arm's seeds: the arms side by side at equal updates, whatever checkpoint each kept."""
+    curves: dict[str, dict[int, list[float]]] = {}
+    for r in results:
+        if r["arm"] in RS_ARMS:
+            continue
+        for v in val_records(bench.run_dir(f"{r['arm']}-s{r['seed']}")):
+            if head in v["solved"]:
+                curves.setdefault(r["arm"], {}).setdefault(v["update"], []).append(100 * v["solved"][head])
+    updates = sorted({u for c in curves.values() for u in c if u <= 80})
+    if not updates:
+        return []
+    lines = ["", f"## At equal updates: validation solved % at {head} steps (mean over the arm's seeds)", "",
+             "| arm | seeds | " + " | ".join(f"update {u}" for u in updates) + " | mean of updates > 0 |",
+             "|---|---|" + "---|" * (len(updates) + 1)]
+    for arm, c in curves.items():
+        seeds = max(len(v) for v in c.values())
+        later = [statistics.mean(c[u]) for u in updates if u > 0 and u in c]
+        lines.append(f"| {arm} | {seeds} | " + " | ".join(f"{statistics.mean(c[u]):.1f}" if u in c else "-"
+                                                         for u in updates)
+                     + f" | {statistics.mean(later):.1f} |" if later else " | - |")
+    return lines
 
 
 def plot(bench: Bench, task: str, results: list[dict], head: str) -> None:
