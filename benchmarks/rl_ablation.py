@@ -182,7 +182,9 @@ def report(bench: Bench, task: str, results: list[dict], report_only: bool) -> N
     lines += at_equal_updates(bench, task, results, head)
     lines += ["",
               "## What each term did (means over the run's updates)", "",
-              "Within-problem correlation of each term's trajectory total with correctness (`_corr`), its "
+              "Within-problem correlation of each term's trajectory total with correctness (`_corr`; an update "
+              "where no problem has both varying counts 0, which dilutes it where rollouts are mostly all "
+              "right, e.g. Sudoku at 12 steps), its "
               "within-problem std (`_std`), its share of the advantage's variance (`_share`, the shares sum to "
               "1), the scale factor of `intra_scale: spread` (`_scale`), the share of problems whose K rollouts "
               "all got the same return, and the gradient norm before clipping (1.0).", "",
