@@ -87,7 +87,7 @@ class RLConfig(RunConfig):
     judge: str = field(default="steps", metadata={
         "help": "where the intra rewards are read: steps (once per SGRO group, on its state) | final (once, on "
                 "the finished response, credited to every step)", "choices": ("steps", "final")})
-    intra_scale: str = field(default="none", metadata={
+    intra_scale: str = field(default="spread", metadata={
         "help": "none (weights as given) | spread (each intra term divided by its running within-problem "
                 "spread and multiplied by R_q's: a weight of 0.5 is half of R_q's spread)",
         "choices": ("none", "spread")})

@@ -19,7 +19,7 @@ def test_each_task_gets_its_own_recipe():
     assert countdown.val_steps == [5, 10] and countdown.temperature == 1.0 and sudoku.temperature == 2.0
     assert RSConfig().collect_steps == 12 and RSConfig(task="countdown").collect_steps == 20
     other = RLConfig(task="gsm8k", protocol="d1", gen_length=256)
-    assert other.steps == TASK_DEFAULTS["rl"]["*"]["steps"] and other.rewards == "tv,ppl,q"
+    assert other.steps == TASK_DEFAULTS["rl"]["*"]["steps"] and other.rewards == "tv=0.25,q"
 
 
 def test_given_values_are_kept():
