@@ -23,7 +23,6 @@ import torch.nn.functional as F
 
 from mro.errors import MroError
 from mro.sampling.batch import layout
-from mro.sampling.cache import check_model_caches
 from mro.sampling.trajectory import PREFILLED
 from mro.search import SearchConfig
 from mro.tasks import get_task
@@ -140,9 +139,7 @@ class RSTrainer(Plugin):
         return self.accumulation_steps
 
     def make_model(self, device):
-        model = load_trainable(self.cfg, device)
-        check_model_caches(model, self.cfg.cache)  # --cache on a model without one: refused before the run starts
-        return model
+        return load_trainable(self.cfg, device)  # refuses a run the model cannot decode (check_run)
 
     def read_data(self, model) -> None:
         self.val_examples = self.source.validation()

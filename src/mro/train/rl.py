@@ -34,7 +34,6 @@ from mro.rewards.multi import MultiReward, RewardConfig
 from mro.rewards.terms import parse_rewards
 from mro.rewards.sgro import group_bounds
 from mro.sampling import generate
-from mro.sampling.cache import check_model_caches
 from mro.tasks import get_task
 from mro.train.config import includes, part
 from mro.train.defaults import task_default
@@ -159,9 +158,7 @@ class RLTrainer(Plugin):
         return self.layout.accumulation
 
     def make_model(self, device):
-        model = load_trainable(self.cfg, device)
-        check_model_caches(model, self.cfg.cache)  # --cache on a model without one: refused before the run starts
-        return model
+        return load_trainable(self.cfg, device)  # refuses a run the model cannot decode (check_run)
 
     def before_training(self, trainer) -> None:
         cfg = self.cfg
@@ -213,12 +210,11 @@ def rollout_shard(model, reward, task, source, cfg: RLConfig, update: int, shard
     return traj, pieces, gen
 
 
-def term_values(shards, cfg: RLConfig, factors: dict, parts: dict, adv: torch.Tensor) -> dict:
+def term_values(shards, totals: list[dict], cfg: RLConfig, factors: dict, parts: dict, adv: torch.Tensor) -> dict:
     """The log values of the reward terms (docs/method.md section 7): per term its mean, its
     within-problem spread, its within-problem correlation with correctness, its scale factor and
     its share of the advantage's variance."""
     k = cfg.rollouts
-    totals = [trajectory_totals(p) for _, p, _ in shards]
     correct = torch.cat([p.correct for _, p, _ in shards])
     out = {"solved": float(correct.mean())}
     for name in totals[0]:
@@ -243,8 +239,8 @@ def rl_update(trainer, rl: RLTrainer, update: int) -> dict:
     cfg, model, layout = rl.cfg, trainer.model, rl.layout
     shards = [rollout_shard(model, rl.reward, rl.task, rl.source, cfg, update, s, layout, rl.ref) for s in layout.mine]
     factors: dict[str, float] = {}
+    totals = [trajectory_totals(p) for _, p, _ in shards]  # each term's sum over a trajectory, per shard
     if cfg.intra_scale == "spread" and shards[0][1].intra:
-        totals = [trajectory_totals(p) for _, p, _ in shards]
         spreads = {name: sum(within_problem_std(t[name], cfg.rollouts) for t in totals) / len(totals)
                    for name in totals[0] if name in (*shards[0][1].intra, "q")}
         spreads = trainer.mean_over_processes(spreads)
@@ -275,7 +271,7 @@ def rl_update(trainer, rl: RLTrainer, update: int) -> dict:
                                           for traj, coef in work for pairs in micro_batches(coef, layout.chunks))
         loss_sum += total
         norms += epoch_norms
-    terms = term_values(shards, cfg, factors, parts, adv)
+    terms = term_values(shards, totals, cfg, factors, parts, adv)
     total = returns.sum(1).view(-1, cfg.rollouts) if cfg.credit == "group" else returns[:, 0].view(-1, cfg.rollouts)
     same = float((total.max(1).values - total.min(1).values < 1e-6).float().mean())
     n_committed = max(1, sum(int((traj.commit_step >= 0).sum()) for traj, _ in work))
