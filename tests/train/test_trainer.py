@@ -72,3 +72,16 @@ def test_a_checkpoint_of_the_older_rl_and_rs_layout_says_how_to_go_on(tmp_path):
     (ckpt / "custom_checkpoint_0.pkl").rename(ckpt / "scheduler.bin")  # where accelerate kept the schedule before
     with pytest.raises(MroError, match="older mro.*--model .*best"):
         train_sft(SFTConfig(out=str(out), steps=4, resume=True, **SMALL))
+
+
+@pytest.mark.parametrize("threads, expected", [(0, 1), (2, 2)])
+def test_threads_auto_is_one_for_a_tiny_model_and_a_given_count_is_kept(tmp_path, threads, expected):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        train_sft(SFTConfig(out=str(tmp_path / f"t{threads}"), steps=1, threads=threads, **SMALL))
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)

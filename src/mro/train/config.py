@@ -74,7 +74,8 @@ class TrainerConfig(Config):
     max_minutes: float | None = field(default=None, metadata={
         "help": "stop after this many CPU-minutes of this process, summed over resumptions (None = no limit)",
         "gt": 0})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)", "min": 0})
+    threads: int = field(default=0, metadata={
+        "help": "torch CPU threads (0 = auto: one for a tiny model on CPU, torch's default otherwise)", "min": 0})
     device: str = field(default="auto", metadata={
         "help": "cpu, cuda or auto (under accelerate: its device)", "choices": ("auto", "cpu", "cuda")})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})

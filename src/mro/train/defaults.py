@@ -19,12 +19,13 @@ from mro.errors import MroError
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {
     "rl": {
         "sudoku": dict(task_options="min_blanks=10,max_blanks=12", steps=[3], temperature=2.0, val_steps=[3, 12],
-                       val_every=20, lr=1e-4, rewards="q", format_weight=0.0, shaping=False),
+                       val_every=20, lr=1e-4, rewards="q", format_weight=0.0, shaping=False, kl_coef=0.05),
         "countdown": dict(task_options="n_numbers=3,max_number=100,max_target=100", steps=[5], temperature=1.0,
-                          val_steps=[5, 10], val_every=20, lr=1e-4, rewards="q", format_weight=0.0, shaping=False),
+                          val_steps=[5, 10], val_every=20, lr=1e-4, rewards="q", format_weight=0.0, shaping=False,
+                          kl_coef=0.0),
         # other tasks: the best MRO recipe measured on the tiny testbeds (R_tv at a quarter of R_q's spread)
         "*": dict(task_options=None, steps=[3], temperature=1.0, val_steps=[2, 3, 4], val_every=25, lr=1e-4, rewards="tv=0.25,q",
-                  format_weight=1.0, shaping=True),
+                  format_weight=1.0, shaping=True, kl_coef=0.0),
     },
     "rs": {
         "sudoku": dict(task_options="min_blanks=10,max_blanks=12", collect="best-of-n", problems=8000,

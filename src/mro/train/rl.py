@@ -97,7 +97,8 @@ class RLConfig(RunConfig):
         "help": "none (the paper) | group (mean of the K rollouts of a problem) | batch (mean of the batch)",
         "choices": BASELINES})
     scale_advantages: bool = field(default=False, metadata={"help": "divide advantages by their std (GRPO)"})
-    kl_coef: float = field(default=0.0, metadata={"help": "k3 KL penalty to the starting policy (0 = off)", "min": 0})
+    kl_coef: float | None = field(default=None, metadata=task_default("k3 KL penalty to the starting policy (0 = off)",
+                                                                      min=0))
     clip_eps: float = field(default=0.0, metadata={"help": "PPO ratio clipping (0 = plain REINFORCE)", "min": 0})
     epochs: int = field(default=1, metadata={"help": "optimizer steps over the same rollouts (PPO-style when > 1)",
                                              "min": 1})

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from mro.models.base import DiffusionLM
+from mro.models.tiny import TinyDLM
 from mro.train.checkpoint import load_checkpoint, save_checkpoint, save_model
 from mro.train.config import TrainerConfig
 from mro.train.curves import plot_curves
@@ -120,6 +121,10 @@ class Trainer:
         steps = plugin.accumulation(probe.num_processes, probe.process_index)
         self.acc = acc = probe if steps == 1 else make_accelerator(cfg, steps)
         self.model = model = plugin.make_model(acc.device)  # a model that does not load leaves no run behind
+        if not cfg.threads and acc.device.type == "cpu" and isinstance(model, TinyDLM):
+            # auto: a tiny model's forward gains nothing from more threads, and --max-minutes counts CPU
+            # time (benchmarks/results/rl_defaults: 361 updates in 5 CPU-minutes at 2 threads, ~1,000 at 1)
+            torch.set_num_threads(1)
         plugin.read_data(model)
         self.out = out = open_run(cfg, acc)
         plugin.before_training(self)
