@@ -48,6 +48,8 @@ RUNS = {
 }
 #: candidates for the Sudoku RL default: name -> (arguments added to the rl-sudoku command, what changes)
 TUNE = {
+    "t2": (["--threads", "2", "--updates", "400", "--kl-coef", "0", "--lr", "1e-4", "--lr-schedule", "constant",
+            "--val-every", "20"], "the former default as it ran before threads were auto (torch's default: two here)"),
     "t1": (["--threads", "1", "--updates", "100000"],
            "the former default on one thread (a tiny model's forward gains nothing from a second thread), "
            "updates bounded by --max-minutes only"),
@@ -133,10 +135,14 @@ def tune(args, bench) -> None:
     steps = TESTS["sudoku"][1]
     hw, date = provenance(bench.root / "tune.json", args.report_only)
     lines = ["# Candidates for the Sudoku RL default", "",
-             "Each row: `mro train rl --model sudoku-tiny --max-minutes 5` plus its arguments, seed 0, one thread, "
+             "Each row: `mro train rl --model sudoku-tiny --max-minutes 5` plus its arguments, seed 0, one thread (t2: two), "
              "two runs side by side; kept model = best validation (256 generator puzzles, greedy at 3 and 12 steps, "
              "the score is their mean); test: the README's 500 puzzles, greedy. The default is chosen by the "
-             f"validation column, not the test. Made by `python benchmarks/rl_defaults.py --tune` ({date}).", "",
+             "validation column, not the test. The candidates ran in three rounds (t1 .. t1-cos, then t1-kl02 .. "
+             "t1-kl-cos, then t1-kl-lr2*; t2 is the former default's run); in the later rounds other runs shared the "
+             "two cores, which costs a few updates in the same CPU-minutes (t1-kl-lr2-cos: 361 updates here, 371 "
+             f"in its rerun as the default, same kept update and test result). Made by "
+             f"`python benchmarks/rl_defaults.py --tune` ({date}).", "",
              "| candidate | arguments added | what changes | val 3 / 12 (kept) | test " + " / ".join(map(str, steps))
              + " | gain | CPU-min | updates | best update |", "|---|---|---|---|---|---|---|---|---|"]
     rows = {}
