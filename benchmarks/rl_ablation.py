@@ -76,6 +76,8 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
         "q-160": ({"updates": 160}, "q for 160 updates (a longer horizon)"),
         "tv-shaping-160": ({"rewards": "tv=0.25,q", **SPREAD, "compare_verifiers": True, "shaping": True, "updates": 160},
                            "tv-shaping for 160 updates (against q-160)"),
+        "q-cpu-160": ({"updates": 100000, "max_minutes": 13.5},
+                      "q for tv-shaping-160's CPU-minutes (13.5) instead of its updates"),
         "q-cpu": ({"updates": 100000, "max_minutes": CPU_BUDGET[task]},
                   f"q for the main MRO arm's CPU-minutes ({CPU_BUDGET[task]}) instead of its updates"),
     }
@@ -86,7 +88,7 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
 #: tv-ppl 49.0), on both testbeds; on Countdown also shaping (seed-0 validation 52.7, the best of all
 #: arms) and tv-shaping (the two together), run in a second round, and in a third both q and
 #: tv-shaping for twice the updates (tv-shaping's validation still rose at update 80 in 2 of 3 seeds)
-MAIN = {"countdown": ("tv", "shaping", "tv-shaping", "q-160", "tv-shaping-160"), "sudoku": ("tv",)}
+MAIN = {"countdown": ("tv", "shaping", "tv-shaping", "q-160", "tv-shaping-160", "q-cpu-160"), "sudoku": ("tv",)}
 #: q-cpu's CPU-minutes: the main MRO arm's at seed 0
 CPU_BUDGET = {"countdown": 6.4, "sudoku": 2.0}
 SEEDS = (0, 1, 2)

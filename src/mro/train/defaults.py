@@ -26,8 +26,8 @@ TASK_DEFAULTS: dict[str, dict[str, dict]] = {
                           val_steps=[5, 10], val_every=20, lr=1e-4, lr_schedule="constant", rewards="q",
                           format_weight=0.0, shaping=False, kl_coef=0.0),
         # other tasks: the best MRO recipe measured on the tiny testbeds (R_tv at a quarter of R_q's spread)
-        "*": dict(task_options=None, steps=[3], temperature=1.0, val_steps=[2, 3, 4], val_every=25, lr=1e-4, lr_schedule="constant",
-                  rewards="tv=0.25,q", format_weight=1.0, shaping=True, kl_coef=0.0),
+        "*": dict(task_options=None, steps=[3], temperature=1.0, val_steps=[2, 3, 4], val_every=25, lr=1e-4,
+                  lr_schedule="constant", rewards="tv=0.25,q", format_weight=1.0, shaping=True, kl_coef=0.0),
     },
     "rs": {
         "sudoku": dict(task_options="min_blanks=10,max_blanks=12", collect="best-of-n", problems=8000,
