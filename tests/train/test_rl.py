@@ -17,7 +17,7 @@ from mro.train.rl_objective import micro_batches, policy_loss, step_coefficients
 from mro.rewards.sgro import group_bounds
 
 QUICK = dict(prompts=4, rollouts=2, steps=[3], val_n=8, val_every=2, val_steps=[3], rewards="q",
-             threads=1, progress=False, device="cpu")
+             lr_schedule="constant", threads=1, progress=False, device="cpu")  # constant: a resume may add updates
 
 
 
@@ -233,6 +233,6 @@ def test_cosine_schedule_decays_to_a_tenth_and_fixes_updates(tmp_path, model_dir
     with pytest.raises(MroError, match="unknown lr_schedule 'linear'; choose from constant, cosine"):
         RLConfig(lr_schedule="linear")
     out = tmp_path / "run"
-    train_rl(RLConfig(**QUICK, model=str(model_dir), updates=2, lr_schedule="cosine", out=str(out)))
+    train_rl(RLConfig(**{**QUICK, "lr_schedule": "cosine"}, model=str(model_dir), updates=2, out=str(out)))
     with pytest.raises(MroError, match="updates"):  # the schedule depends on it: not a run-only setting here
-        train_rl(RLConfig(**QUICK, model=str(model_dir), updates=4, lr_schedule="cosine", out=str(out), resume=True))
+        train_rl(RLConfig(**{**QUICK, "lr_schedule": "cosine"}, model=str(model_dir), updates=4, out=str(out), resume=True))
