@@ -56,6 +56,8 @@ class RunConfig(TrainerConfig):
     val_steps: list[int] | None = field(default=None, metadata=task_default(
         "step counts validated (greedy); the score that picks the best model is their mean", min=1))
     lr: float | None = field(default=None, metadata=task_default("peak learning rate (AdamW)", gt=0))
+    lr_schedule: str | None = field(default=None, metadata=task_default(
+        "after warm-up: constant | cosine (down to lr/10 at the last update)", choices=("constant", "cosine")))
 
     #: the ``mro train`` verb whose per-task defaults fill this config (mro.train.defaults)
     VERB = ""

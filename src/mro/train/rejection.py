@@ -72,8 +72,6 @@ class RSConfig(RunConfig):
                                                                    choices=("vote", "reward")))
     rewards: str | None = field(default=None, metadata=task_default(
         "reward terms and weights of the search, e.g. 'tv,ppl,q' or 'tv=1,q=0.5' (unlisted = off)"))
-    lr_schedule: str | None = field(default=None, metadata=task_default(
-        "after warm-up: constant | cosine (down to lr/10 at the last update)", choices=("constant", "cosine")))
     val_n: int | None = field(default=None, metadata=task_default("held-out validation problems", min=1))
     max_minutes: float | None = field(default=None, metadata=task_default(
         "stop after this many CPU-minutes of this process, summed over resumptions (to lift the recipe's limit, "

@@ -97,8 +97,6 @@ class RLConfig(RunConfig):
         "help": "none (the paper) | group (mean of the K rollouts of a problem) | batch (mean of the batch)",
         "choices": BASELINES})
     scale_advantages: bool = field(default=False, metadata={"help": "divide advantages by their std (GRPO)"})
-    lr_schedule: str | None = field(default=None, metadata=task_default(
-        "after warm-up: constant | cosine (down to lr/10 at the last update)", choices=("constant", "cosine")))
     kl_coef: float | None = field(default=None, metadata=task_default("k3 KL penalty to the starting policy (0 = off)",
                                                                       min=0))
     clip_eps: float = field(default=0.0, metadata={"help": "PPO ratio clipping (0 = plain REINFORCE)", "min": 0})

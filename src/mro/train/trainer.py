@@ -123,7 +123,7 @@ class Trainer:
         self.model = model = plugin.make_model(acc.device)  # a model that does not load leaves no run behind
         if not cfg.threads and acc.device.type == "cpu" and isinstance(model, TinyDLM):
             # auto: a tiny model's forward gains nothing from more threads, and --max-minutes counts CPU
-            # time (benchmarks/results/rl_defaults: 361 updates in 5 CPU-minutes at 2 threads, ~1,000 at 1)
+            # time (benchmarks/results/rl_defaults/tune.md: 361 updates in 5 CPU-minutes at 2 threads, 511 at 1)
             torch.set_num_threads(1)
         plugin.read_data(model)
         self.out = out = open_run(cfg, acc)
