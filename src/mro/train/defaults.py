@@ -18,9 +18,10 @@ from mro.errors import MroError
 #: verb -> task -> field -> value; "*" is every task without an entry of its own
 TASK_DEFAULTS: dict[str, dict[str, dict]] = {
     "rl": {
-        # Sudoku: benchmarks/results/rl_defaults/tune.md (KL keeps 12-step accuracy, cosine and 2e-4 go further)
+        # Sudoku: benchmarks/results/rl_defaults/tune.md (KL keeps 12-step accuracy, cosine and 2e-4 go further,
+        # SGRO's potential shaping gives every step a correctness signal)
         "sudoku": dict(task_options="min_blanks=10,max_blanks=12", steps=[3], temperature=2.0, val_steps=[3, 12],
-                       val_every=50, lr=2e-4, lr_schedule="cosine", rewards="q", format_weight=0.0, shaping=False,
+                       val_every=50, lr=2e-4, lr_schedule="cosine", rewards="q", format_weight=0.0, shaping=True,
                        kl_coef=0.05),
         "countdown": dict(task_options="n_numbers=3,max_number=100,max_target=100", steps=[5], temperature=1.0,
                           val_steps=[5, 10], val_every=20, lr=1e-4, lr_schedule="constant", rewards="q",
