@@ -78,6 +78,11 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
                            "tv-shaping for 160 updates (against q-160)"),
         "q-cpu-160": ({"updates": 100000, "max_minutes": 13.5},
                       "q for tv-shaping-160's CPU-minutes (13.5) instead of its updates"),
+        "rs-then-q-160": ({"model": RS_MODEL[task], "updates": 160},
+                          f"q-160 from {RS_MODEL[task]} (RS, then RL) instead of {TASKS[task]['vanilla']}"),
+        "rs-then-tv-shaping-160": ({"model": RS_MODEL[task], "rewards": "tv=0.25,q", **SPREAD, "compare_verifiers": True,
+                                    "shaping": True, "updates": 160},
+                                   f"tv-shaping-160 from {RS_MODEL[task]} (RS, then RL with MRO's rewards)"),
         "q-cpu": ({"updates": 100000, "max_minutes": CPU_BUDGET[task]},
                   f"q for the main MRO arm's CPU-minutes ({CPU_BUDGET[task]}) instead of its updates"),
     }
@@ -87,8 +92,13 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
 #: the first round (mean over its validation step counts: tv 51.0, judge 50.6, ppl 50.2, tv-ref 49.0,
 #: tv-ppl 49.0), on both testbeds; on Countdown also shaping (seed-0 validation 52.7, the best of all
 #: arms) and tv-shaping (the two together), run in a second round, and in a third both q and
-#: tv-shaping for twice the updates (tv-shaping's validation still rose at update 80 in 2 of 3 seeds)
-MAIN = {"countdown": ("tv", "shaping", "tv-shaping", "q-160", "tv-shaping-160", "q-cpu-160"), "sudoku": ("tv",)}
+#: tv-shaping for twice the updates (tv-shaping's validation still rose at update 80 in 2 of 3 seeds);
+#: in a fourth, RS with and without answers over 3 seeds (the label-free floor), and RS then RL
+#: (q-160 and tv-shaping-160 from the shipped RS model)
+MAIN = {"countdown": ("tv", "shaping", "tv-shaping", "q-160", "tv-shaping-160", "q-cpu-160", "rs", "rs-label-free",
+                      "rs-then-q-160", "rs-then-tv-shaping-160"), "sudoku": ("tv",)}
+#: the shipped RS model each task's "RS, then RL" arms start from (RS alone: its own test row)
+RS_MODEL = {"countdown": "countdown-tiny-rs", "sudoku": "sudoku-tiny-rs"}
 #: q-cpu's CPU-minutes: the main MRO arm's at seed 0
 CPU_BUDGET = {"countdown": 6.4, "sudoku": 2.0}
 SEEDS = (0, 1, 2)
@@ -143,6 +153,17 @@ def vanilla(bench: Bench, task: str) -> dict:
     return read_json(path)
 
 
+def rs_start(bench: Bench, task: str) -> dict | None:
+    """The test result of the RS model the "RS, then RL" arms start from (RS alone), once any ran."""
+    path = bench.root / "rs_start.json"
+    if not path.is_file():
+        if not any(finished(bench.run_dir(f"{a}-s{s}")) for a in arms(task) if a.startswith("rs-then")
+                   for s in SEEDS):
+            return None
+        atomic_write_json(path, test(task, bench, RS_MODEL[task], bench.run_dir("rs-start-eval")))
+    return read_json(path)
+
+
 def all_arms(task: str) -> list[str]:
     return [*arms(task), *(RS_ARMS if task == "countdown" else {})]
 
@@ -176,6 +197,9 @@ def report(bench: Bench, task: str, results: list[dict], report_only: bool) -> N
              "|---|---|---|" + "---|" * (len(steps) + 4),
              f"| vanilla ({t['vanilla']}) | - | - | " + " | ".join(f"{base[str(s)]:.1f}" for s in steps)
              + " | - | - | - | - |"]
+    if start := rs_start(bench, task):
+        lines.append(f"| RS alone ({RS_MODEL[task]}, the start of the rs-then arms) | - | - | "
+                     + " | ".join(f"{start[str(s)]:.1f}" for s in steps) + " | - | - | - | - |")
     for arm in all_arms(task):
         rows = [r for r in results if r["arm"] == arm]
         if not rows:

@@ -43,6 +43,9 @@ RUNS = {
     "rl-sudoku": ("sudoku", ["train", "rl", "--model", "sudoku-tiny", "--max-minutes", "5"]),
     "rl-countdown": ("countdown", ["train", "rl", "--model", "countdown-tiny", "--task", "countdown",
                                    "--max-minutes", "6"]),
+    # the Sudoku RL default at two more training seeds (how much of its gain one seed's luck is)
+    "rl-sudoku-s1": ("sudoku", ["train", "rl", "--model", "sudoku-tiny", "--max-minutes", "5", "--seed", "1"]),
+    "rl-sudoku-s2": ("sudoku", ["train", "rl", "--model", "sudoku-tiny", "--max-minutes", "5", "--seed", "2"]),
     "rs-sudoku": ("sudoku", ["train", "rs", "--model", "sudoku-tiny"]),
     "rs-countdown": ("countdown", ["train", "rs", "--model", "countdown-tiny", "--task", "countdown"]),
 }
