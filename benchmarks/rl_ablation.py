@@ -78,11 +78,16 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
                            "tv-shaping for 160 updates (against q-160)"),
         "q-cpu-160": ({"updates": 100000, "max_minutes": 13.5},
                       "q for tv-shaping-160's CPU-minutes (13.5) instead of its updates"),
-        "rs-then-q-160": ({"model": RS_MODEL[task], "updates": 160},
-                          f"q-160 from {RS_MODEL[task]} (RS, then RL) instead of {TASKS[task]['vanilla']}"),
-        "rs-then-tv-shaping-160": ({"model": RS_MODEL[task], "rewards": "tv=0.25,q", **SPREAD, "compare_verifiers": True,
-                                    "shaping": True, "updates": 160},
-                                   f"tv-shaping-160 from {RS_MODEL[task]} (RS, then RL with MRO's rewards)"),
+        # RS, then RL: from the shipped RS model at the step of the former RS-then-RL recipe (3e-5; at the
+        # base's 1e-4 the RS model lost validation at once, the -lr1e-4 row)
+        "rs-then-q-160": ({"model": RS_MODEL[task], "lr": 3e-5, "updates": 160},
+                          f"q-160 from {RS_MODEL[task]} (RS, then RL) at lr 3e-5"),
+        "rs-then-tv-shaping-160": ({"model": RS_MODEL[task], "lr": 3e-5, "rewards": "tv=0.25,q", **SPREAD,
+                                    "compare_verifiers": True, "shaping": True, "updates": 160},
+                                   "rs-then-q-160 + R_tv and shaping (RS, then RL with MRO's rewards)"),
+        "rs-then-tv-shaping-160-lr1e-4": ({"model": RS_MODEL[task], "rewards": "tv=0.25,q", **SPREAD,
+                                           "compare_verifiers": True, "shaping": True, "updates": 160},
+                                          "rs-then-tv-shaping-160 at the base's lr 1e-4"),
         "q-cpu": ({"updates": 100000, "max_minutes": CPU_BUDGET[task]},
                   f"q for the main MRO arm's CPU-minutes ({CPU_BUDGET[task]}) instead of its updates"),
     }
