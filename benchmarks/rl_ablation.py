@@ -8,7 +8,8 @@ validation (256 held-out generator problems; the kept model is the best validati
 test problems); each kept model is then decoded greedily on the README's test set. Main rows run
 3 seeds, ablation rows seed 0. ``q-cpu`` is the correctness-only arm given the CPU-minutes of
 the main MRO arm instead of its updates (equal CPU-minutes). The RS arms (Countdown) compare
-rejection sampling with and without the reference answers.
+rejection sampling with and without the reference answers; the ``rs-then`` arms run RL from the
+shipped RS model (RS, then RL), against its own test row (RS alone).
 
     python benchmarks/rl_ablation.py --task countdown            # skips finished runs, resumes partial ones
     python benchmarks/rl_ablation.py --task sudoku --only q tv
@@ -292,46 +293,11 @@ def plot(bench: Bench, task: str, results: list[dict], head: str) -> None:
     plt.close(fig)
 
 
-#: what ``--ship`` installs: built-in name -> (task, the arm whose best seed it is, validation step counts)
-SHIP = {"countdown-tiny-rl": ("countdown", "rs-then-tv-shaping-160", (5, 10))}
-
-
-def ship(bench: Bench, task: str, results: list[dict]) -> dict:
-    """Copy the best seed of the "RS, then RL with MRO's rewards" arm into the package: every seed's
-    kept model is scored on one common validation set (1,024 held-out generator problems, never the
-    test problems), as the other shipped models are chosen."""
-    from common.ship import SELECT, card, install, selection_score
-
-    chosen = {}
-    for name, (ship_task, arm, steps) in SHIP.items():
-        rows = [r for r in results if r["arm"] == arm and r["best_update"] > 0]
-        if ship_task != task or not rows:
-            continue
-        options = TASKS[task]["test"]["task_options"]
-        for r in rows:
-            r["selection"] = selection_score(bench.run_dir(f"{arm}-s{r['seed']}") / "best", task, steps, options)
-        best = max(rows, key=lambda r: r["selection"])
-        run = bench.run_dir(f"{arm}-s{best['seed']}")
-        chosen[name] = {"arm": arm, "seed": best["seed"], "recipe": best["recipe"],
-                        "command": best["command"].replace(str(REPO) + "/", ""), "validation": best["best_val"],
-                        "selection": round(100 * best["selection"], 2), "selection_set": SELECT, "test": best["solved"],
-                        "candidates": {f"{arm}-s{r['seed']}": round(100 * r["selection"], 2) for r in rows}}
-        text = card(name, f"`{RS_MODEL[task]}` after RL with MRO's rewards: R_tv at a quarter of R_q's spread plus "
-                          "SGRO's potential shaping, 160 updates (docs/method.md section 7)", chosen[name],
-                    "benchmarks/rl_ablation.py --task countdown", "1,000 test problems")
-        install(run / "best", name, run, text.replace(f"--config {best['recipe']}", f"--config {best['recipe']} "
-                                                     + settings(best)))
-    atomic_write_json(bench.root / "shipped.json", chosen)
-    return chosen
-
-
 def main() -> None:
     task = sys.argv[sys.argv.index("--task") + 1] if "--task" in sys.argv else "countdown"
     names = [*arms("countdown"), *RS_ARMS]
-    args, bench = parse_bench_args(__doc__, ROOT / task, names, "copy the best seed of rs-then-tv-shaping-160 "
-                                   "(Countdown; by a common validation set) into the package as countdown-tiny-rl",
-                                   more=lambda p: p.add_argument("--task", choices=list(TASKS), default="countdown",
-                                                                 help="testbed"))
+    args, bench = parse_bench_args(__doc__, ROOT / task, names, "(not used)", more=lambda p: p.add_argument(
+        "--task", choices=list(TASKS), default="countdown", help="testbed"))
     if not args.report_only:
         vanilla(bench, task)
         todo = sorted([(a, s) for a in (args.only or all_arms(task)) for s in seeds_of(task, a)],
@@ -339,8 +305,6 @@ def main() -> None:
         run_jobs(run_arm, [(bench, task, a, s) for a, s in todo if a in all_arms(task)], args.jobs)
     report(bench, task, finished_runs(bench, task), args.report_only)
     print((bench.root / "results.md").read_text())
-    if args.ship:
-        print(json.dumps(ship(bench, task, finished_runs(bench, task)), indent=2))
 
 
 if __name__ == "__main__":
