@@ -33,6 +33,8 @@ from common.runs import (Bench, evaluate, finished, mean_std, parse_bench_args, 
 
 ROOT = Path(__file__).resolve().parent / "results" / "rl_ablation"
 SPREAD = {"intra_scale": "spread"}
+#: R_tv at a quarter of R_q's spread (both verifiers logged) plus SGRO's potential shaping
+TV_SHAPING = {"rewards": "tv=0.25,q", **SPREAD, "compare_verifiers": True, "shaping": True}
 
 #: per task: the test set, its step counts, the metric, the SGRO rollout step count
 TASKS = {
@@ -63,7 +65,7 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
         "tv-ppl-raw": ({"rewards": "tv=0.1,ppl=0.1,q"}, "tv-ppl at the old raw weights 0.1 (no scaling)"),
         "label-free": ({"labels": "vote"}, "q against the vote of the K rollouts (no reference answers)"),
         "shaping": ({"shaping": True}, "q + potential shaping"),
-        "tv-shaping": ({"rewards": "tv=0.25,q", **SPREAD, "compare_verifiers": True, "shaping": True},
+        "tv-shaping": (TV_SHAPING,
                        "tv + potential shaping (R_tv, R_q and SGRO's potential)"),
         "old-mro": ({"rewards": "tv=0.1,ppl=0.1,q", "shaping": True, "credit": "group", "groups": 2},
                     "the README's former MRO arm (group credit, 2 groups, raw 0.1 weights, shaping)"),
@@ -75,7 +77,7 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
         "sgro-w4": (sgro(task, w=4), "sgro-w1 with w = 4"),
         "sgro-w2-g2": (sgro(task, w=2, groups=2), "sgro-w2 with 2 groups drawn (importance-weighted)"),
         "q-160": ({"updates": 160}, "q for 160 updates (a longer horizon)"),
-        "tv-shaping-160": ({"rewards": "tv=0.25,q", **SPREAD, "compare_verifiers": True, "shaping": True, "updates": 160},
+        "tv-shaping-160": ({**TV_SHAPING, "updates": 160},
                            "tv-shaping for 160 updates (against q-160)"),
         "q-cpu-160": ({"updates": 100000, "max_minutes": 13.5},
                       "q for tv-shaping-160's CPU-minutes (13.5) instead of its updates"),
@@ -83,11 +85,9 @@ def arms(task: str) -> dict[str, tuple[dict, str]]:
         # base's 1e-4 the RS model lost validation at once, the -lr1e-4 row)
         "rs-then-q-160": ({"model": RS_MODEL[task], "lr": 3e-5, "updates": 160},
                           f"q-160 from {RS_MODEL[task]} (RS, then RL) at lr 3e-5"),
-        "rs-then-tv-shaping-160": ({"model": RS_MODEL[task], "lr": 3e-5, "rewards": "tv=0.25,q", **SPREAD,
-                                    "compare_verifiers": True, "shaping": True, "updates": 160},
+        "rs-then-tv-shaping-160": ({"model": RS_MODEL[task], "lr": 3e-5, **TV_SHAPING, "updates": 160},
                                    "rs-then-q-160 + R_tv and shaping (RS, then RL with MRO's rewards)"),
-        "rs-then-tv-shaping-160-lr1e-4": ({"model": RS_MODEL[task], "rewards": "tv=0.25,q", **SPREAD,
-                                           "compare_verifiers": True, "shaping": True, "updates": 160},
+        "rs-then-tv-shaping-160-lr1e-4": ({"model": RS_MODEL[task], **TV_SHAPING, "updates": 160},
                                           "rs-then-tv-shaping-160 at the base's lr 1e-4"),
         "q-cpu": ({"updates": 100000, "max_minutes": CPU_BUDGET[task]},
                   f"q for the main MRO arm's CPU-minutes ({CPU_BUDGET[task]}) instead of its updates"),

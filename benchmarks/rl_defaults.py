@@ -49,6 +49,9 @@ RUNS = {
     "rs-sudoku": ("sudoku", ["train", "rs", "--model", "sudoku-tiny"]),
     "rs-countdown": ("countdown", ["train", "rs", "--model", "countdown-tiny", "--task", "countdown"]),
 }
+#: the third round's choice (t1-kl-lr2-cos), the base of the fourth round's candidates
+KL_LR2_COS = ["--threads", "1", "--updates", "400", "--kl-coef", "0.05", "--lr", "2e-4", "--lr-schedule", "cosine",
+              "--val-every", "50"]
 #: candidates for the Sudoku RL default: name -> (arguments added to the rl-sudoku command, what changes)
 TUNE = {
     "t2": (["--threads", "2", "--updates", "400", "--kl-coef", "0", "--lr", "1e-4", "--lr-schedule", "constant",
@@ -72,18 +75,15 @@ TUNE = {
     # a larger step to go further in them
     "t1-kl-lr2": (["--threads", "1", "--updates", "100000", "--kl-coef", "0.05", "--lr", "2e-4"],
                   "t1-kl at lr 2e-4"),
-    "t1-kl-lr2-cos": (["--threads", "1", "--updates", "400", "--kl-coef", "0.05", "--lr", "2e-4", "--lr-schedule",
-                       "cosine", "--val-every", "50"], "t1-kl-cos at lr 2e-4"),
+    "t1-kl-lr2-cos": (KL_LR2_COS, "t1-kl-cos at lr 2e-4"),
     # fourth round, around the default (t1-kl-lr2-cos, +7.0 at 3 steps on the test, short of +8):
     # SGRO's potential shaping (the Sudoku ablation's best seed-0 arm), a schedule that ends inside
     # the budget at a larger step, and GRPO's advantage scaling
-    "t1-kl-lr2-cos-sh": (["--threads", "1", "--updates", "400", "--kl-coef", "0.05", "--lr", "2e-4", "--lr-schedule",
-                          "cosine", "--val-every", "50", "--shaping", "true"],
+    "t1-kl-lr2-cos-sh": ([*KL_LR2_COS, "--shaping", "true"],
                          "t1-kl-lr2-cos + SGRO's potential shaping (still-solvable cells)"),
     "t1-kl-lr3-cos": (["--threads", "1", "--updates", "350", "--kl-coef", "0.05", "--lr", "3e-4", "--lr-schedule",
                        "cosine", "--val-every", "50"], "t1-kl-lr2-cos at lr 3e-4, 350 updates (the decay ends in the budget)"),
-    "t1-kl-lr2-cos-sa": (["--threads", "1", "--updates", "400", "--kl-coef", "0.05", "--lr", "2e-4", "--lr-schedule",
-                          "cosine", "--val-every", "50", "--scale-advantages", "true"],
+    "t1-kl-lr2-cos-sa": ([*KL_LR2_COS, "--scale-advantages", "true"],
                          "t1-kl-lr2-cos with advantages divided by their std (GRPO)"),
 }
 START = {"sudoku": "sudoku-tiny", "countdown": "countdown-tiny"}
