@@ -120,7 +120,7 @@ class MroLM(LM):
         if self._state is not None and device.type == "cuda":
             device = self._state.device  # one GPU per process
         self.cfg = cfg
-        self.model = load_model(cfg.model, device=str(device), dtype=cfg.dtype)
+        self.model = load_model(cfg.model, device=str(device), dtype=cfg.dtype, remote_code=cfg.remote_code)
         check_model_caches(self.model, cfg.cache)
         self._device = self.model.device
         trained = getattr(self.model, "task", None)  # a tiny model's own task, unless model_args name one

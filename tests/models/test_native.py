@@ -457,10 +457,8 @@ class LLaDAModelLM(PreTrainedModel):
 
 
 def test_remote_code_loads_the_folders_own_code_which_cannot_cache(tmp_path, capsys):
+    folder = remote_folder(tmp_path)
     cfg = llada_config()
-    folder = write_folder(tmp_path / "remote", cfg, llada_weights(cfg))
-    (folder / "configuration_llada.py").write_text(REMOTE_CONFIG)
-    (folder / "modeling_llada.py").write_text(REMOTE_MODEL)
     native = load_model(str(folder), dtype="fp32")
     remote = load_model(str(folder), dtype="fp32", remote_code=True)
     assert isinstance(native.module, LLaDAModelLM) and native.supports_kv_cache
@@ -475,6 +473,38 @@ def test_remote_code_loads_the_folders_own_code_which_cannot_cache(tmp_path, cap
         remote.logits_and_cache(ids)
     assert main(eval_argv(folder, tmp_path, "--remote-code", "--cache", "dual")) == 2
     assert "cannot cache keys and values" in capsys.readouterr().err
+
+
+def remote_folder(tmp_path):
+    cfg = llada_config()
+    folder = write_folder(tmp_path / "remote", cfg, llada_weights(cfg))
+    (folder / "configuration_llada.py").write_text(REMOTE_CONFIG)
+    (folder / "modeling_llada.py").write_text(REMOTE_MODEL)
+    return folder
+
+
+def test_training_and_lm_eval_take_the_remote_code_flag(tmp_path):
+    """``--remote-code`` reaches every loader: the trainers' (``mro train sft --remote-code``) and lm-eval's model_args."""
+    from mro.train.setup import load_trainable
+    from mro.train.sft import SFTConfig
+
+    folder = remote_folder(tmp_path)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"{a} ?", "response": f"{a} {b} ."}) + "\n"
+                             for a in ("one", "two") for b in ("three", "four")))
+    for remote in (False, True):
+        cfg = SFTConfig(model=str(folder), data=str(pairs), dtype="fp32", remote_code=remote, out=str(tmp_path / "x"))
+        assert isinstance(load_trainable(cfg, torch.device("cpu")).module, LLaDAModelLM) is not remote
+    out = tmp_path / "run"
+    assert main(["train", "sft", "--model", str(folder), "--data", str(pairs), "--remote-code", "--steps", "2",
+                 "--batch-size", "2", "--val-n", "1", "--log-every", "1", "--device", "cpu", "--dtype", "fp32",
+                 "--progress", "false", "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["remote_code"] is True
+    pytest.importorskip("lm_eval")
+    from mro.lm_eval import MroLM
+
+    lm = MroLM(pretrained=str(folder), task="gsm8k", dtype="fp32", remote_code=True)
+    assert not isinstance(lm.model.module, LLaDAModelLM) and not lm.model.supports_kv_cache
 
 
 def test_a_masked_lm_refuses_the_cache_in_one_line():

@@ -27,6 +27,7 @@ from mro.config import parse_options
 from mro.errors import MroError
 from mro.io import check_output_folder
 from mro.models import load_model
+from mro.models.load import REMOTE_CODE_HELP
 from mro.models.hf import resolve_device
 from mro.problems import Encoded, check_steps, encode
 from mro.rewards.multi import MultiReward
@@ -90,9 +91,7 @@ class EvalConfig(SearchConfig):
     device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
     dtype: str = field(default="auto", metadata={
         "help": "weights: bf16, fp16, fp32 or auto (Hugging Face models: bf16 on CUDA, else fp32)"})
-    remote_code: bool = field(default=False, metadata={
-        "help": "LLaDA and Dream: run the checkpoint's own modelling code (trust_remote_code) instead of "
-                "mro's native implementation (which needs no remote code and can cache keys and values)"})
+    remote_code: bool = field(default=False, metadata={"help": REMOTE_CODE_HELP})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):

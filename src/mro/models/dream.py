@@ -28,7 +28,8 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2Model, Qwen2PreTrained
 from mro.errors import MroError
 from mro.models.native import LayerParts, NativeLM
 
-#: Dream-v0-7B's published shape (Qwen2.5-7B's), what a scaled-down random model starts from
+#: Dream-v0-7B's published shape (Qwen2.5-7B's), what a scaled-down random model starts from; the shape
+#: checked against public copies of Qwen2.5-7B's config.json, the special ids against Dream's published ones
 DREAM_7B_CONFIG = {
     "model_type": "Dream", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
     "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064, "rope_theta": 1000000.0,

@@ -37,7 +37,8 @@ from mro.models.native import LayerParts, NativeLM
 
 #: LLaDA-8B-Instruct's published config (what a scaled-down random model starts from); its
 #: ``n_kv_heads`` (32) equals ``n_heads``, the default, so it is left out here and a copy with fewer
-#: heads needs no second change
+#: heads needs no second change. Every field checked against a public copy of the checkpoint's
+#: ``config.json`` (d_model, heads, layers, MLP width, vocabulary, rope_theta, eps, special ids)
 LLADA_8B_CONFIG = {
     "model_type": "llada", "d_model": 4096, "n_heads": 32, "n_layers": 32,
     "mlp_hidden_size": 12288, "vocab_size": 126464, "embedding_size": 126464, "rope_theta": 500000.0,

@@ -16,6 +16,9 @@ from mro.errors import MroError
 from mro.models.base import DiffusionLM
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+#: the help of every verb's ``--remote-code`` (evaluation, training, lm-eval's model_args)
+REMOTE_CODE_HELP = ("LLaDA and Dream: run the checkpoint's own modelling code (trust_remote_code) instead of "
+                    "mro's native implementation (which needs no remote code and can cache keys and values)")
 
 
 def builtin_models() -> list[str]:

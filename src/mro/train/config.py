@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from mro.config import Config
 from mro.errors import MroError
+from mro.models.load import REMOTE_CODE_HELP
 
 def includes(*parts):
     """Class decorator (put it under ``@dataclass``): add every field of each ``part`` config that
@@ -111,3 +112,4 @@ class ModelSettings(Config):
         "help": "LoRA target modules: comma list of module names, or all-linear"})
     grad_checkpointing: bool = field(default=False, metadata={
         "help": "gradient checkpointing (Hugging Face models that support it)"})
+    remote_code: bool = field(default=False, metadata={"help": REMOTE_CODE_HELP})

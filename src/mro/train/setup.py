@@ -57,7 +57,7 @@ def load_trainable(cfg, device: torch.device) -> DiffusionLM:
     from mro.tasks import get_task
     from mro.train.problems import RunConfig, check_run
 
-    model = load_model(cfg.model, device=str(device), dtype=cfg.dtype)
+    model = load_model(cfg.model, device=str(device), dtype=cfg.dtype, remote_code=cfg.remote_code)
     if cfg.lora_r:
         apply_lora(model, cfg)
     if cfg.grad_checkpointing:
