@@ -41,3 +41,17 @@ def test_refused_before_anything_runs(args, message, tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.strip()]  # no progress bar drawn first
     assert lines == [f"mro: error: {message}"], err
     assert not out.exists()
+
+
+def test_val_seed_chooses_other_validation_problems_and_none_keeps_the_old_ones():
+    from mro.tasks import get_task
+    from mro.train.problems import ProblemSource, problem_source
+    from mro.train.rl import RLConfig
+
+    task = get_task("sudoku")
+    old = task.generate(8, seed=8_191 + 3, split="test")
+    assert ProblemSource(task, {}, 3, 8).validation() == old  # unset: 8191 + seed, as every committed run used
+    other = ProblemSource(task, {}, 3, 8, val_seed=77).validation()
+    assert other == task.generate(8, seed=77, split="test") and other != old
+    cfg = RLConfig(model="sudoku-tiny", seed=3, val_n=8, val_seed=77, out="/tmp/unused-val-seed")
+    assert problem_source(task, cfg).validation() == other  # RS and RL take it from their config

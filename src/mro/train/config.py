@@ -70,6 +70,10 @@ class TrainerConfig(Config):
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)", "min": 0})
     val_every: int = field(default=25, metadata={"help": "updates between validations (0 = none)", "min": 0})
     val_n: int = field(default=256, metadata={"help": "held-out validation problems", "min": 1})
+    val_seed: int | None = field(default=None, metadata={
+        "help": "seed of the generated validation problems (None = 8191 + seed); a run that starts from a model "
+                "an earlier run chose at the same seed should take another, or it validates on the problems that "
+                "choice was made on"})
     val_steps: list[int] = field(default_factory=lambda: [2, 3, 4], metadata={
         "help": "step counts validated (greedy); the score that picks the best model is their mean", "min": 1})
     max_minutes: float | None = field(default=None, metadata={

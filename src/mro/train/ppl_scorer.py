@@ -75,7 +75,8 @@ class ScorerTrainer(Plugin):
 
     def before_training(self, trainer) -> None:
         tok = trainer.model.tokenizer
-        examples = ProblemSource(self.task, self.cfg.generator_options(), self.cfg.seed, self.cfg.val_n).validation() \
+        examples = ProblemSource(self.task, self.cfg.generator_options(), self.cfg.seed, self.cfg.val_n,
+                                 val_seed=self.cfg.val_seed).validation() \
             if self.cfg.val_every else []
         self.val_texts = [tok.decode(self.task.tiny_target(ex, tok).response_ids) for ex in examples]
 

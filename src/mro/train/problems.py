@@ -87,8 +87,10 @@ class RunConfig(TrainerConfig):
 class ProblemSource:
     """Training and validation problems: the task's generator (training split) or a data file."""
 
-    def __init__(self, task: Task, options: dict, seed: int, val_n: int, data: str | None = None):
+    def __init__(self, task: Task, options: dict, seed: int, val_n: int, data: str | None = None,
+                 val_seed: int | None = None):
         self.task, self.options, self.seed, self.val_n = task, options, seed, val_n
+        self.val_seed = 8_191 + seed if val_seed is None else val_seed
         self.rows: list[Example] | None = None
         if data:
             rows = task.load(data)
@@ -109,7 +111,7 @@ class ProblemSource:
     def validation(self) -> list[Example]:
         if self.rows is not None:
             return self.val_rows
-        return self.task.generate(self.val_n, seed=8_191 + self.seed, split="test", **self.options)
+        return self.task.generate(self.val_n, seed=self.val_seed, split="test", **self.options)
 
 
 def check_run(model: DiffusionLM, task: Task, cfg: RunConfig) -> int:
@@ -128,7 +130,8 @@ def check_run(model: DiffusionLM, task: Task, cfg: RunConfig) -> int:
 def problem_source(task: Task, cfg: RunConfig) -> ProblemSource:
     from mro.config import parse_options
 
-    return ProblemSource(task, parse_options(cfg.task_options) if not cfg.data else {}, cfg.seed, cfg.val_n, cfg.data)
+    return ProblemSource(task, parse_options(cfg.task_options) if not cfg.data else {}, cfg.seed, cfg.val_n, cfg.data,
+                         cfg.val_seed)
 
 
 def decode_for_training(gen_length: int, steps: int, temperature: float, block_length: int | None,

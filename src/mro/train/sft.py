@@ -109,7 +109,7 @@ class SFTTrainer(Plugin):
     def read_data(self, model) -> None:
         cfg = self.cfg
         if cfg.data is None:
-            source = ProblemSource(self.task, cfg.generator_options(), cfg.seed, cfg.val_n)
+            source = ProblemSource(self.task, cfg.generator_options(), cfg.seed, cfg.val_n, val_seed=cfg.val_seed)
             self.val_examples = source.validation() if cfg.val_every else []
             return
         encoded = encode_pairs(model, read_pairs(cfg.data, cfg.prompt_column, cfg.response_column),
