@@ -46,6 +46,7 @@ from mro.eval.records import hardware, now, save_report  # noqa: E402
 from mro.models import load_model  # noqa: E402
 from mro.models.base import KVCache  # noqa: E402
 from mro.models.tiny import TinyDLM  # noqa: E402
+from mro.sampling import DecodeConfig, generate  # noqa: E402
 from mro.sampling.sampler import start  # noqa: E402
 from mro.sampling.schedule import tokens_this_step  # noqa: E402
 from mro.tasks import get_task  # noqa: E402
@@ -65,6 +66,14 @@ FT_MODEL, FT_OPTIONS = "countdown-tiny", "n_numbers=3,max_number=100,max_target=
 FT_STEPS, LR, WARMUP, FT_BATCH, FT_SEED, EVERY = 1000, 5e-5, 30, 128, 5, 200
 FT_BLOCKS = (2, 4, 5, 10)
 #: (block, steps or None for threshold 0.9) decoded at every checkpoint
+#: distillation (part 3): learning rate, updates, the (block, steps) of its rollouts (cycled)
+DISTILL_LR, DISTILL_STEPS = 1e-4, 400
+DISTILL_DECODES = [(5, 20), (10, 20), (5, 8), (10, 10)]
+DISTILL_HOW = ("distilled: the cached forward (prefix or dual, alternating every "
+               f"{len(DISTILL_DECODES)} updates) and the uncached one both pulled, by KL on the block's masked "
+               f"positions, to the frozen {FT_MODEL}'s uncached logits, on states of the student's own cached "
+               f"greedy decode of {FT_BATCH} fresh training problems per update (block, steps cycling over "
+               f"{DISTILL_DECODES}; one window step drawn per update); AdamW lr {DISTILL_LR}")
 FT_SETTINGS = [(5, 20), (5, 8), (10, 20), (10, 10), (5, None), (10, None)]
 
 
@@ -247,28 +256,109 @@ def finetune() -> None:
     report_finetune(evals)
 
 
-def report_finetune(evals: dict) -> None:
+def distill() -> None:
+    """Part 3: the cached forward taught to match the uncached one on the states its own cached decode visits."""
+    torch.set_num_threads(1)
+    task = get_task("countdown")
+    examples = task.generate(N, seed=DATA_SEED, split="test")
+    runs = RESULTS / "distill"
+    runs.mkdir(parents=True, exist_ok=True)
+    record = runs / "evals.json"
+    evals = json.loads(record.read_text()) if record.is_file() else {}
+    if "0" not in evals:
+        evals["0"] = _evaluate(load_model(FT_MODEL), task, examples)
+        record.write_text(json.dumps(evals, indent=1))
+    done = max(int(k) for k in evals)
+    teacher = load_model(FT_MODEL)
+    student = load_model(str(runs / f"step-{done}")) if done else load_model(FT_MODEL)
+    opt = torch.optim.AdamW(student.module.parameters(), lr=DISTILL_LR, weight_decay=0.0, betas=(0.9, 0.98))
+    if done:
+        opt.load_state_dict(torch.load(runs / f"step-{done}" / "optimizer.pt"))
+    cfg = SFTConfig(task="countdown", batch_size=FT_BATCH, seed=FT_SEED, task_options=FT_OPTIONS, out=str(runs))
+    gen_length, mask = task.tiny_gen_length, student.mask_token_id
+    log = (runs / "log.jsonl").open("a")
+    t0 = time.process_time()
+    for step in range(done, DISTILL_STEPS):
+        gen = torch.Generator().manual_seed(FT_SEED * 1_000_003 + step)
+        block, steps = DISTILL_DECODES[step % len(DISTILL_DECODES)]
+        mode = ("prefix", "dual")[(step // len(DISTILL_DECODES)) % 2]
+        prompts, filled = tiny_batch(task, cfg.examples(task, step), student.tokenizer)
+        student.module.eval()
+        traj = generate(student, prompts, DecodeConfig(gen_length=gen_length, steps=steps, block_length=block,
+                                                       cache=mode), responses=filled)
+        spb, p = steps // (gen_length // block), traj.prompt_length
+        j = int(torch.randint(gen_length // block, (1,), generator=gen))
+        r = 1 + int(torch.randint(spb - 1, (1,), generator=gen))
+        opened, state, attn = traj.state(j * spb), traj.state(j * spb + r), traj.attention_mask
+        lo, hi = p + j * block, p + (j + 1) * block
+        with torch.no_grad():
+            target = torch.log_softmax(teacher.logits(state, attn)[:, lo:hi].float(), -1)
+        student.module.train()
+        kv = []
+        student.module(opened, attn, kv_out=kv)
+        cached = student.module.window(state, attn, KVCache([k for k, _ in kv], [v for _, v in kv]), lo,
+                                       state.shape[1] if mode == "prefix" else hi, hi)
+        full = student.logits(state, attn)[:, lo:hi]
+        masked = state[:, lo:hi] == mask
+
+        def kl(logits):
+            return F.kl_div(torch.log_softmax(logits.float(), -1)[masked], target[masked], log_target=True,
+                            reduction="batchmean")
+
+        k_cached, k_full = kl(cached), kl(full)
+        for group in opt.param_groups:
+            group["lr"] = DISTILL_LR * min(1.0, (step + 1) / WARMUP)
+        opt.zero_grad()
+        (k_cached + k_full).backward()
+        torch.nn.utils.clip_grad_norm_(student.module.parameters(), 1.0)
+        opt.step()
+        if step % 20 == 0:
+            log.write(json.dumps({"step": step, "mode": mode, "block": block, "steps": steps,
+                                  "kl_cached": round(float(k_cached.detach()), 5),
+                                  "kl_full": round(float(k_full.detach()), 5),
+                                  "cpu_s": round(time.process_time() - t0, 1)}) + "\n")
+            log.flush()
+        if (step + 1) % EVERY == 0:
+            student.module.eval()
+            folder = runs / f"step-{step + 1}"
+            student.save(folder)
+            torch.save(opt.state_dict(), folder / "optimizer.pt")
+            evals[str(step + 1)] = _evaluate(student, task, examples)
+            record.write_text(json.dumps(evals, indent=1))
+            print(step + 1, evals[str(step + 1)], flush=True)
+    report_finetune(evals, "cache_distill", DISTILL_HOW, DISTILL_STEPS)
+
+
+def report_finetune(evals: dict, name: str = "cache_finetune", how: str = "", planned: int = FT_STEPS) -> None:
     lines = ["| fine-tuning steps | block | schedule | none | prefix | vs none | dual | vs none |",
              "|---|---|---|---|---|---|---|---|"]
     for step in sorted(evals, key=int):
         lines += [f"| {step} | {r['block']} | {r['schedule']} | {r['none']:.1f} | {r['prefix']:.1f} | "
                   f"{r['prefix_delta']:+.1f} | {r['dual']:.1f} | {r['dual_delta']:+.1f} |" for r in evals[step]]
     hw = hardware()
-    lines += ["", f"{FT_MODEL} fine-tuned with LLaDA's loss + the cached-block loss (prefix and dual), AdamW lr {LR} "
-              f"after {WARMUP} warm-up steps, batch {FT_BATCH}, seed {FT_SEED}, block lengths {FT_BLOCKS}; each row "
-              f"decodes the {N} test problems (seed {DATA_SEED}) greedily with refresh 0. {hw['processor']}, one "
+    how = how or (f"fine-tuned with LLaDA's loss + the cached-block loss (prefix and dual), block lengths "
+                  f"{FT_BLOCKS}, AdamW lr {LR}")
+    lines += ["", f"{FT_MODEL} {how}, after {WARMUP} warm-up steps, batch {FT_BATCH}, seed {FT_SEED}; each row "
+              f"decodes the {N} test problems (seed {DATA_SEED}) greedily with refresh 0; run to step "
+              f"{max(int(k) for k in evals)} of {planned} (rerunning the arm continues it). {hw['processor']}, one "
               f"thread, torch {hw['torch']}; {now()}."]
-    save_report(RESULTS, "cache_finetune", lines, {"lr": LR, "warmup": WARMUP, "batch": FT_BATCH, "seed": FT_SEED,
+    save_report(RESULTS, name, lines, {"how": how, "lr": LR, "warmup": WARMUP, "batch": FT_BATCH, "seed": FT_SEED,
                                                    "blocks": FT_BLOCKS, "evals": evals})
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--finetune", action="store_true", help="train countdown-tiny under the cache (part 2)")
+    ap.add_argument("--distill", action="store_true", help="teach the cached forward the uncached one's logits (part 3)")
     ap.add_argument("--report-only", action="store_true", help="rebuild the fine-tuning table from evals.json")
     args = ap.parse_args()
     if args.report_only:
         report_finetune(json.loads((RESULTS / "finetune" / "evals.json").read_text()))
+        if (RESULTS / "distill" / "evals.json").is_file():
+            report_finetune(json.loads((RESULTS / "distill" / "evals.json").read_text()), "cache_distill",
+                            DISTILL_HOW, DISTILL_STEPS)
+    elif args.distill:
+        distill()
     elif args.finetune:
         finetune()
     else:
