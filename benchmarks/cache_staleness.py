@@ -26,6 +26,7 @@ of the shipped tiny models, not library code.
 
     python benchmarks/cache_staleness.py              # -> results/cache/cache_staleness.{md,json}
     python benchmarks/cache_staleness.py --finetune   # -> results/cache/cache_finetune.{md,json}
+    python benchmarks/cache_staleness.py --distill --lr 1e-4   # -> results/cache/cache_distill_lr0.0001.{md,json}
 """
 
 from __future__ import annotations
@@ -69,11 +70,6 @@ FT_BLOCKS = (2, 4, 5, 10)
 #: distillation (part 3): learning rate, updates, the (block, steps) of its rollouts (cycled)
 DISTILL_LR, DISTILL_STEPS = 1e-4, 400
 DISTILL_DECODES = [(5, 20), (10, 20), (5, 8), (10, 10)]
-DISTILL_HOW = ("distilled: the cached forward (prefix or dual, alternating every "
-               f"{len(DISTILL_DECODES)} updates) and the uncached one both pulled, by KL on the block's masked "
-               f"positions, to the frozen {FT_MODEL}'s uncached logits, on states of the student's own cached "
-               f"greedy decode of {FT_BATCH} fresh training problems per update (block, steps cycling over "
-               f"{DISTILL_DECODES}; one window step drawn per update); AdamW lr {DISTILL_LR}")
 FT_SETTINGS = [(5, 20), (5, 8), (10, 20), (10, 10), (5, None), (10, None)]
 
 
@@ -256,12 +252,12 @@ def finetune() -> None:
     report_finetune(evals)
 
 
-def distill() -> None:
+def distill(lr: float = DISTILL_LR) -> None:
     """Part 3: the cached forward taught to match the uncached one on the states its own cached decode visits."""
     torch.set_num_threads(1)
     task = get_task("countdown")
     examples = task.generate(N, seed=DATA_SEED, split="test")
-    runs = RESULTS / "distill"
+    runs = RESULTS / f"distill-lr{lr:g}"
     runs.mkdir(parents=True, exist_ok=True)
     record = runs / "evals.json"
     evals = json.loads(record.read_text()) if record.is_file() else {}
@@ -271,7 +267,7 @@ def distill() -> None:
     done = max(int(k) for k in evals)
     teacher = load_model(FT_MODEL)
     student = load_model(str(runs / f"step-{done}")) if done else load_model(FT_MODEL)
-    opt = torch.optim.AdamW(student.module.parameters(), lr=DISTILL_LR, weight_decay=0.0, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(student.module.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
     if done:
         opt.load_state_dict(torch.load(runs / f"step-{done}" / "optimizer.pt"))
     cfg = SFTConfig(task="countdown", batch_size=FT_BATCH, seed=FT_SEED, task_options=FT_OPTIONS, out=str(runs))
@@ -307,7 +303,7 @@ def distill() -> None:
 
         k_cached, k_full = kl(cached), kl(full)
         for group in opt.param_groups:
-            group["lr"] = DISTILL_LR * min(1.0, (step + 1) / WARMUP)
+            group["lr"] = lr * min(1.0, (step + 1) / WARMUP)
         opt.zero_grad()
         (k_cached + k_full).backward()
         torch.nn.utils.clip_grad_norm_(student.module.parameters(), 1.0)
@@ -326,7 +322,15 @@ def distill() -> None:
             evals[str(step + 1)] = _evaluate(student, task, examples)
             record.write_text(json.dumps(evals, indent=1))
             print(step + 1, evals[str(step + 1)], flush=True)
-    report_finetune(evals, "cache_distill", DISTILL_HOW, DISTILL_STEPS)
+    report_finetune(evals, f"cache_distill_lr{lr:g}", distill_how(lr), DISTILL_STEPS)
+
+
+def distill_how(lr: float) -> str:
+    return ("distilled: the cached forward (prefix or dual, alternating every "
+            f"{len(DISTILL_DECODES)} updates) and the uncached one both pulled, by KL on the block's masked "
+            f"positions, to the frozen {FT_MODEL}'s uncached logits, on states of the student's own cached "
+            f"greedy decode of {FT_BATCH} fresh training problems per update (block, steps cycling over "
+            f"{DISTILL_DECODES}; one window step drawn per update); AdamW lr {lr:g}")
 
 
 def report_finetune(evals: dict, name: str = "cache_finetune", how: str = "", planned: int = FT_STEPS) -> None:
@@ -350,15 +354,17 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--finetune", action="store_true", help="train countdown-tiny under the cache (part 2)")
     ap.add_argument("--distill", action="store_true", help="teach the cached forward the uncached one's logits (part 3)")
+    ap.add_argument("--lr", type=float, default=DISTILL_LR, help="--distill: learning rate")
     ap.add_argument("--report-only", action="store_true", help="rebuild the fine-tuning table from evals.json")
     args = ap.parse_args()
     if args.report_only:
         report_finetune(json.loads((RESULTS / "finetune" / "evals.json").read_text()))
-        if (RESULTS / "distill" / "evals.json").is_file():
-            report_finetune(json.loads((RESULTS / "distill" / "evals.json").read_text()), "cache_distill",
-                            DISTILL_HOW, DISTILL_STEPS)
+        for folder in sorted(RESULTS.glob("distill-lr*")):
+            lr = float(folder.name[len("distill-lr"):])
+            report_finetune(json.loads((folder / "evals.json").read_text()), f"cache_distill_lr{lr:g}",
+                            distill_how(lr), DISTILL_STEPS)
     elif args.distill:
-        distill()
+        distill(args.lr)
     elif args.finetune:
         finetune()
     else:
