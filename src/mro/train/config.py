@@ -17,6 +17,7 @@ from mro.config import Config
 from mro.errors import MroError
 from mro.models.load import REMOTE_CODE_HELP
 
+
 def includes(*parts):
     """Class decorator (put it under ``@dataclass``): add every field of each ``part`` config that
     the class does not declare itself, with its default and metadata."""
