@@ -202,22 +202,50 @@ def _evaluate(model, task, examples) -> list[dict]:
     return rows
 
 
-def finetune() -> None:
-    torch.set_num_threads(1)
-    task = get_task("countdown")
-    examples = task.generate(N, seed=DATA_SEED, split="test")
-    runs = RESULTS / "finetune"
+def _open_run(runs: Path, task, examples, lr: float, weight_decay: float):
+    """An arm's record of evaluations (step 0: the shipped model), its last checkpoint's model and optimizer."""
     runs.mkdir(parents=True, exist_ok=True)
     record = runs / "evals.json"
     evals = json.loads(record.read_text()) if record.is_file() else {}
     if "0" not in evals:
         evals["0"] = _evaluate(load_model(FT_MODEL), task, examples)
         record.write_text(json.dumps(evals, indent=1))
-    done = max([int(s) for s in evals], default=0)
+    done = max(int(k) for k in evals)
     model = load_model(str(runs / f"step-{done}")) if done else load_model(FT_MODEL)
-    opt = torch.optim.AdamW(model.module.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(model.module.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     if done:
         opt.load_state_dict(torch.load(runs / f"step-{done}" / "optimizer.pt"))
+    return record, evals, done, model, opt
+
+
+def _optimise(opt, model: TinyDLM, loss: torch.Tensor, lr: float, step: int) -> None:
+    """One AdamW step after the linear warm-up's rate, gradients clipped at 1."""
+    for group in opt.param_groups:
+        group["lr"] = lr * min(1.0, (step + 1) / WARMUP)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
+    opt.step()
+
+
+def _checkpoint(model: TinyDLM, opt, runs: Path, done: int, task, examples, evals: dict, record: Path) -> None:
+    """Save the model and optimizer after ``done`` steps and decode the test problems with it."""
+    model.module.eval()
+    folder = runs / f"step-{done}"
+    model.save(folder)
+    torch.save(opt.state_dict(), folder / "optimizer.pt")
+    evals[str(done)] = _evaluate(model, task, examples)
+    record.write_text(json.dumps(evals, indent=1))
+    print(done, evals[str(done)], flush=True)
+    model.module.train()
+
+
+def finetune() -> None:
+    torch.set_num_threads(1)
+    task = get_task("countdown")
+    examples = task.generate(N, seed=DATA_SEED, split="test")
+    runs = RESULTS / "finetune"
+    record, evals, done, model, opt = _open_run(runs, task, examples, LR, weight_decay=0.01)
     cfg = SFTConfig(task="countdown", batch_size=FT_BATCH, seed=FT_SEED, task_options=FT_OPTIONS, out=str(runs))
     log = (runs / "log.jsonl").open("a")
     model.module.train()
@@ -229,26 +257,15 @@ def finetune() -> None:
         base = masked_diffusion_rows(model, tokens, maskable, attn, generator=torch.Generator().manual_seed(step)).mean()
         prefix = cached_block_loss(model, tokens, maskable, attn, p, "prefix", gen)
         dual = cached_block_loss(model, tokens, maskable, attn, p, "dual", gen)
-        for group in opt.param_groups:
-            group["lr"] = LR * min(1.0, (step + 1) / WARMUP)
-        opt.zero_grad()
-        (base + prefix + dual).backward()
-        torch.nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
-        opt.step()
+        _optimise(opt, model, base + prefix + dual, LR, step)
         if step % 20 == 0:
-            log.write(json.dumps({"step": step, "loss": round(float(base.detach()), 4), "prefix_loss": round(float(prefix.detach()), 4),
+            log.write(json.dumps({"step": step, "loss": round(float(base.detach()), 4),
+                                  "prefix_loss": round(float(prefix.detach()), 4),
                                   "dual_loss": round(float(dual.detach()), 4),
                                   "cpu_s": round(time.process_time() - t0, 1)}) + "\n")
             log.flush()
         if (step + 1) % EVERY == 0:
-            model.module.eval()
-            folder = runs / f"step-{step + 1}"
-            model.save(folder)
-            torch.save(opt.state_dict(), folder / "optimizer.pt")
-            evals[str(step + 1)] = _evaluate(model, task, examples)
-            record.write_text(json.dumps(evals, indent=1))
-            print(step + 1, evals[str(step + 1)], flush=True)
-            model.module.train()
+            _checkpoint(model, opt, runs, step + 1, task, examples, evals, record)
     report_finetune(evals)
 
 
@@ -258,18 +275,8 @@ def distill(lr: float = DISTILL_LR) -> None:
     task = get_task("countdown")
     examples = task.generate(N, seed=DATA_SEED, split="test")
     runs = RESULTS / f"distill-lr{lr:g}"
-    runs.mkdir(parents=True, exist_ok=True)
-    record = runs / "evals.json"
-    evals = json.loads(record.read_text()) if record.is_file() else {}
-    if "0" not in evals:
-        evals["0"] = _evaluate(load_model(FT_MODEL), task, examples)
-        record.write_text(json.dumps(evals, indent=1))
-    done = max(int(k) for k in evals)
+    record, evals, done, student, opt = _open_run(runs, task, examples, lr, weight_decay=0.0)
     teacher = load_model(FT_MODEL)
-    student = load_model(str(runs / f"step-{done}")) if done else load_model(FT_MODEL)
-    opt = torch.optim.AdamW(student.module.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
-    if done:
-        opt.load_state_dict(torch.load(runs / f"step-{done}" / "optimizer.pt"))
     cfg = SFTConfig(task="countdown", batch_size=FT_BATCH, seed=FT_SEED, task_options=FT_OPTIONS, out=str(runs))
     gen_length, mask = task.tiny_gen_length, student.mask_token_id
     log = (runs / "log.jsonl").open("a")
@@ -302,12 +309,7 @@ def distill(lr: float = DISTILL_LR) -> None:
                             reduction="batchmean")
 
         k_cached, k_full = kl(cached), kl(full)
-        for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / WARMUP)
-        opt.zero_grad()
-        (k_cached + k_full).backward()
-        torch.nn.utils.clip_grad_norm_(student.module.parameters(), 1.0)
-        opt.step()
+        _optimise(opt, student, k_cached + k_full, lr, step)
         if step % 20 == 0:
             log.write(json.dumps({"step": step, "mode": mode, "block": block, "steps": steps,
                                   "kl_cached": round(float(k_cached.detach()), 5),
@@ -315,13 +317,7 @@ def distill(lr: float = DISTILL_LR) -> None:
                                   "cpu_s": round(time.process_time() - t0, 1)}) + "\n")
             log.flush()
         if (step + 1) % EVERY == 0:
-            student.module.eval()
-            folder = runs / f"step-{step + 1}"
-            student.save(folder)
-            torch.save(opt.state_dict(), folder / "optimizer.pt")
-            evals[str(step + 1)] = _evaluate(student, task, examples)
-            record.write_text(json.dumps(evals, indent=1))
-            print(step + 1, evals[str(step + 1)], flush=True)
+            _checkpoint(student, opt, runs, step + 1, task, examples, evals, record)
     report_finetune(evals, f"cache_distill_lr{lr:g}", distill_how(lr), DISTILL_STEPS)
 
 
