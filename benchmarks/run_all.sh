@@ -17,3 +17,7 @@ python benchmarks/countdown_tokens_per_step.py
 python benchmarks/tts_countdown.py
 python benchmarks/correlation.py countdown
 python benchmarks/bon_reward_ablation.py
+python benchmarks/cache_speed.py
+python benchmarks/cache_accuracy.py
+python benchmarks/cache_staleness.py   # its --finetune / --distill arms train, so they are not rerun here
+python benchmarks/frontier.py
