@@ -1,7 +1,7 @@
 """Why the KV cache costs the tiny models accuracy, and whether training under the cache removes it
 (``--cache prefix | dual``, docs/method.md section 2).
 
-Two measurements on ``countdown-tiny`` (20 response positions, prompt ``<bos>a,b,c>t:``) and
+Three measurements on ``countdown-tiny`` (20 response positions, prompt ``<bos>a,b,c>t:``) and
 ``sudoku-tiny``, greedy, low-confidence remasking, the 500 test problems of
 ``cache_accuracy.py`` (generated with seed 1234):
 
@@ -20,8 +20,12 @@ Two measurements on ``countdown-tiny`` (20 response positions, prompt ``<bos>a,b
    (a rerun resumes from the last; every step's draws are a function of
    the step, so a resumed run equals an unbroken one). Each checkpoint is decoded with ``none``, ``prefix`` and
    ``dual`` at the settings of ``cache_accuracy.py``.
+3. **Distillation** (``--distill --lr``): the cached forward (``prefix`` or ``dual``) and the uncached
+   one pulled by KL, on the block's masked positions, to the frozen model's uncached logits, on the
+   states the student's own cached greedy decode of fresh training problems visits; the same
+   checkpoints and decodes as part 2.
 
-The restatement and the cached loss read the tiny model's layers directly: this is a measurement
+The restatement reads the tiny model's layers directly: this is a measurement
 of the shipped tiny models, not library code.
 
     python benchmarks/cache_staleness.py              # -> results/cache/cache_staleness.{md,json}
@@ -45,7 +49,6 @@ from cache_accuracy import DATA_SEED, N, decode  # noqa: E402
 
 from mro.eval.records import hardware, now, save_report  # noqa: E402
 from mro.models import load_model  # noqa: E402
-from mro.models.base import KVCache  # noqa: E402
 from mro.models.tiny import TinyDLM  # noqa: E402
 from mro.sampling import DecodeConfig, generate  # noqa: E402
 from mro.sampling.sampler import start  # noqa: E402
@@ -57,7 +60,6 @@ from mro.train.sft import SFTConfig, make_batch  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "cache"
 BATCH = 250
-PARTS = ("prompt", "finished", "suffix")
 STALE = [(), ("prompt",), ("finished",), ("suffix",), ("prompt", "finished"), ("prompt", "finished", "suffix")]
 #: (model, task, block, steps)
 SETTINGS = [("countdown-tiny", "countdown", 5, 20), ("countdown-tiny", "countdown", 10, 10),
@@ -66,10 +68,10 @@ SETTINGS = [("countdown-tiny", "countdown", 5, 20), ("countdown-tiny", "countdow
 FT_MODEL, FT_OPTIONS = "countdown-tiny", "n_numbers=3,max_number=100,max_target=100,layout=chain"
 FT_STEPS, LR, WARMUP, FT_BATCH, FT_SEED, EVERY = 1000, 5e-5, 30, 128, 5, 200
 FT_BLOCKS = (2, 4, 5, 10)
-#: (block, steps or None for threshold 0.9) decoded at every checkpoint
 #: distillation (part 3): learning rate, updates, the (block, steps) of its rollouts (cycled)
 DISTILL_LR, DISTILL_STEPS = 1e-4, 400
 DISTILL_DECODES = [(5, 20), (10, 20), (5, 8), (10, 10)]
+#: (block, steps or None for threshold 0.9) decoded at every checkpoint
 FT_SETTINGS = [(5, 20), (5, 8), (10, 20), (10, 10), (5, None), (10, None)]
 
 
@@ -122,8 +124,8 @@ def stale_decode(model: TinyDLM, task, examples, block: int, steps: int, parts: 
             masked = x[:, lo:hi] == model.mask_token_id
             conf = conf.masked_fill(~masked, float("-inf"))
             n = tokens_this_step(masked.sum(-1), spb - s % spb)
-            top = conf.topk(int(n.max()), -1).indices if int(n.max()) else None
-            if top is not None:
+            if int(n.max()):
+                top = conf.topk(int(n.max()), -1).indices
                 commit = torch.zeros_like(masked)
                 commit.scatter_(1, top, torch.arange(top.shape[1])[None] < n[:, None])
                 x[:, lo:hi] = torch.where(commit, x0, x[:, lo:hi])
@@ -180,10 +182,8 @@ def cached_block_loss(model: TinyDLM, tokens, maskable, attn, prompt_length: int
     in_block = ((pos >= lo) & (pos < hi))[None] & maskable
     noise = in_block & (torch.rand(b, length, generator=gen) < t)
     state = torch.where(in_block, tokens.masked_fill(noise, model.mask_token_id), opened)
-    kv = []
-    model.module(opened, attn, kv_out=kv)
-    cache = KVCache([k for k, _ in kv], [v for _, v in kv])
-    logits = model.module.window(state, attn, cache, lo, length if mode == "prefix" else hi, hi)
+    _, cache = model.logits_and_cache(opened, attn)
+    logits = model.window_logits(state, attn, cache, lo, length if mode == "prefix" else hi, logits_end=hi)
     hit = noise[:, lo:hi]
     if not bool(hit.any()):
         return logits.sum() * 0
@@ -297,10 +297,9 @@ def distill(lr: float = DISTILL_LR) -> None:
         with torch.no_grad():
             target = torch.log_softmax(teacher.logits(state, attn)[:, lo:hi].float(), -1)
         student.module.train()
-        kv = []
-        student.module(opened, attn, kv_out=kv)
-        cached = student.module.window(state, attn, KVCache([k for k, _ in kv], [v for _, v in kv]), lo,
-                                       state.shape[1] if mode == "prefix" else hi, hi)
+        _, cache = student.logits_and_cache(opened, attn)
+        cached = student.window_logits(state, attn, cache, lo, state.shape[1] if mode == "prefix" else hi,
+                                       logits_end=hi)
         full = student.logits(state, attn)[:, lo:hi]
         masked = state[:, lo:hi] == mask
 
@@ -318,7 +317,7 @@ def distill(lr: float = DISTILL_LR) -> None:
             log.flush()
         if (step + 1) % EVERY == 0:
             _checkpoint(student, opt, runs, step + 1, task, examples, evals, record)
-    report_finetune(evals, f"cache_distill_lr{lr:g}", distill_how(lr), DISTILL_STEPS)
+    report_finetune(evals, f"cache_distill_lr{lr:g}", distill_how(lr), DISTILL_STEPS, lr)
 
 
 def distill_how(lr: float) -> str:
@@ -329,7 +328,8 @@ def distill_how(lr: float) -> str:
             f"{DISTILL_DECODES}; one window step drawn per update); AdamW lr {lr:g}")
 
 
-def report_finetune(evals: dict, name: str = "cache_finetune", how: str = "", planned: int = FT_STEPS) -> None:
+def report_finetune(evals: dict, name: str = "cache_finetune", how: str = "", planned: int = FT_STEPS,
+                    lr: float = LR) -> None:
     lines = ["| fine-tuning steps | block | schedule | none | prefix | vs none | dual | vs none |",
              "|---|---|---|---|---|---|---|---|"]
     for step in sorted(evals, key=int):
@@ -342,8 +342,8 @@ def report_finetune(evals: dict, name: str = "cache_finetune", how: str = "", pl
               f"decodes the {N} test problems (seed {DATA_SEED}) greedily with refresh 0; run to step "
               f"{max(int(k) for k in evals)} of {planned} (rerunning the arm continues it). {hw['processor']}, one "
               f"thread, torch {hw['torch']}; {now()}."]
-    save_report(RESULTS, name, lines, {"how": how, "lr": LR, "warmup": WARMUP, "batch": FT_BATCH, "seed": FT_SEED,
-                                                   "blocks": FT_BLOCKS, "evals": evals})
+    save_report(RESULTS, name, lines, {"how": how, "lr": lr, "warmup": WARMUP, "batch": FT_BATCH, "seed": FT_SEED,
+                                       "evals": evals})
 
 
 if __name__ == "__main__":
@@ -358,7 +358,7 @@ if __name__ == "__main__":
         for folder in sorted(RESULTS.glob("distill-lr*")):
             lr = float(folder.name[len("distill-lr"):])
             report_finetune(json.loads((folder / "evals.json").read_text()), f"cache_distill_lr{lr:g}",
-                            distill_how(lr), DISTILL_STEPS)
+                            distill_how(lr), DISTILL_STEPS, lr)
     elif args.distill:
         distill(args.lr)
     elif args.finetune:
